@@ -1,0 +1,107 @@
+"""Atomic, deterministic file writes and the readers every stage shares.
+
+A stage killed midway must leave the previous file or none, never a torn one: every writer here
+writes a temporary file in the destination folder, fsyncs it, then ``os.replace``s it into place.
+Outputs are byte-deterministic: JSON with sorted keys, Parquet without timestamps or statistics
+that depend on the writer's run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from flywheel.errors import ConfigError, InputError
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path``; on success fsync it and rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps_json(data: Any) -> str:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_open(path) as f:
+        f.write(dumps_json(data))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with atomic_open(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write ``table`` deterministically (no creation timestamps, fixed row groups, zstd)."""
+    table = table.replace_schema_metadata(None)
+    with atomic_open(path, "wb") as f:
+        pq.write_table(
+            table,
+            f,
+            compression="zstd",
+            row_group_size=1 << 20,
+            write_statistics=False,
+            use_dictionary=True,
+        )
+
+
+def read_parquet(path: Path) -> pa.Table:
+    if not path.exists():
+        raise InputError(f"{path} does not exist; run the stage that writes it first (dvc repro).")
+    return pq.read_table(path)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, naming the file and the line on a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist.") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}. Fix the syntax.") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

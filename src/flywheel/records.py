@@ -1,0 +1,92 @@
+"""The record: its Arrow schema (mirrors ``schema/record.schema.json``) and table helpers.
+
+Every stage reads and writes whole tables of records with exactly this schema, so a file written
+by any stage validates against the same JSON Schema and a later stage never guesses a column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ANNOTATION = pa.struct(
+    [
+        ("annotator", pa.string()),
+        ("label", pa.string()),
+        ("guideline_version", pa.string()),
+        ("note", pa.string()),
+    ]
+)
+REVIEW = pa.struct(
+    [
+        ("reviewer", pa.string()),
+        ("label", pa.string()),
+        ("decided_at", pa.string()),
+        ("guideline_version", pa.string()),
+        ("note", pa.string()),
+    ]
+)
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("export_id", pa.string(), nullable=False),
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        ("exported_at", pa.string()),
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("response", pa.string(), nullable=False),
+        ("reference", pa.string()),
+        ("model_label", pa.string()),
+        ("model_confidence", pa.float64()),
+        pa.field("annotations", pa.list_(ANNOTATION), nullable=False),
+        ("label", pa.string()),
+        pa.field("label_status", pa.string(), nullable=False),
+        ("label_guideline_version", pa.string()),
+        pa.field("reviewed", pa.bool_(), nullable=False),
+        ("review", REVIEW),
+        pa.field("error_category", pa.string(), nullable=False),
+        ("category_source", pa.string()),
+        ("pii", pa.list_(pa.string())),
+        pa.field("content_hash", pa.string(), nullable=False),
+        ("cluster_id", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("queue_reasons", pa.list_(pa.string())),
+        ("split", pa.string()),
+        ("fate", pa.string()),
+        ("fate_detail", pa.string()),
+        pa.field("origin", pa.string(), nullable=False),
+    ]
+)
+
+# The order every stage sorts by: it makes outputs independent of the order exports are read in.
+SORT_KEYS = [("round", "ascending"), ("export_id", "ascending"), ("id", "ascending")]
+
+FATES = ("quarantined", "duplicate", "queued", "train", "eval", "excluded")
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a record table from dicts; missing optional fields become null."""
+    return pa.Table.from_pylist([dict(r) for r in rows], schema=SCHEMA)
+
+
+def empty() -> pa.Table:
+    return SCHEMA.empty_table()
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Cast ``table`` to the record schema in its column order, sorted canonically."""
+    table = table.select(SCHEMA.names).cast(SCHEMA)
+    return table.take(pc.sort_indices(table, sort_keys=SORT_KEYS))
+
+
+def with_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Table:
+    """Replace column ``name`` keeping its schema type."""
+    index = table.schema.get_field_index(name)
+    field = table.schema.field(index)
+    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
+    return table.set_column(index, field, array.cast(field.type))
