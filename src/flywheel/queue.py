@@ -1,0 +1,163 @@
+"""Stage ``queue``: the records that wait on a human, each with why, most urgent first.
+
+Reasons: ``disagreement`` (disputed), ``unlabeled``, ``low_confidence`` (model confidence below
+``queue.confidence_threshold`` and not yet reviewed), ``guideline_changed`` (the final label was
+decided under an older guideline version whose rule for that label has since changed),
+``high_risk`` (no final label and a detector put it in a high-risk category), ``uncategorized``,
+``conflicting_duplicates`` (set by dedup). A queued record is held out of the splits until a
+reviewer decides it. Order: the earliest of its reasons in ``queue.priority``, then model
+confidence ascending (unknown confidence last), then id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from flywheel import records, tables
+from flywheel.errors import InputError
+from flywheel.guidelines import UNCATEGORIZED, Guidelines
+from flywheel.io import read_parquet, write_json, write_jsonl, write_parquet
+
+ALL_REASONS = (
+    "guideline_changed", "disagreement", "conflicting_duplicates", "high_risk",
+    "low_confidence", "uncategorized", "unlabeled",
+)
+
+
+def reasons_for(row: dict[str, Any], guidelines: Guidelines | None, threshold: float) -> list[str]:
+    """Why ``row`` needs a human, in ALL_REASONS order (empty: it does not)."""
+    found = set(row.get("queue_reasons") or ())
+    status = row.get("label_status")
+    if status == "disputed":
+        found.add("disagreement")
+    if status == "unlabeled":
+        found.add("unlabeled")
+    conf = row.get("model_confidence")
+    if conf is not None and conf < threshold and not row.get("reviewed"):
+        found.add("low_confidence")
+    if guidelines is not None:
+        label = row.get("label")
+        if label is not None and label in guidelines.changed_since(row.get("label_guideline_version")):
+            found.add("guideline_changed")
+        if label is None and guidelines.risk_of(row["error_category"]) == "high":
+            found.add("high_risk")
+        if row.get("error_category") == UNCATEGORIZED:
+            found.add("uncategorized")
+    return [r for r in ALL_REASONS if r in found]
+
+
+def order_key(reasons: list[str], confidence: float | None, rid: str, priority: list[str]) -> tuple[Any, ...]:
+    rank = min((priority.index(r) if r in priority else len(priority)) for r in reasons)
+    return (rank, math.inf if confidence is None else confidence, rid)
+
+
+def apply(table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Mark queued records (fate ``queued``) and return the ordered queue."""
+    rows = table.to_pylist()
+    queue = []
+    for row in rows:
+        if row["fate"] == "duplicate":
+            continue
+        reasons = reasons_for(row, guidelines, threshold)
+        row["queue_reasons"] = reasons or None
+        if reasons:
+            row.update(fate="queued", fate_detail=", ".join(reasons))
+            queue.append(row)
+    queue.sort(key=lambda r: order_key(r["queue_reasons"], r["model_confidence"], r["id"], priority))
+    entries = [
+        {
+            "position": i,
+            "id": r["id"],
+            "reason": r["queue_reasons"][0],
+            "reasons": r["queue_reasons"],
+            "model_confidence": r["model_confidence"],
+            "model_label": r["model_label"],
+            "annotations": [{"annotator": a["annotator"], "label": a["label"]} for a in r["annotations"]],
+            "label": r["label"],
+            "error_category": r["error_category"],
+            "source": r["source"],
+            "round": r["round"],
+            "prompt": r["prompt"],
+            "response": r["response"],
+        }
+        for i, r in enumerate(queue, start=1)
+    ]
+    return records.conform(records.from_rows(rows)), entries
+
+
+@dataclass(frozen=True)
+class Outputs:
+    records: Path = Path("data/interim/queue.parquet")
+    queue: Path = Path("data/queue.jsonl")
+    metrics: Path = Path("metrics/queue.json")
+
+
+def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
+    table, entries = apply(read_parquet(source), guidelines, float(params["confidence_threshold"]),
+                           list(params["priority"]))
+    metrics = {
+        "queued": len(entries),
+        "by_reason": dict(sorted(Counter(r for e in entries for r in e["reasons"]).items())),
+        "by_first_reason": dict(sorted(Counter(e["reason"] for e in entries).items())),
+        "by_category": dict(sorted(Counter(e["error_category"] for e in entries).items())),
+    }
+    write_parquet(outputs.records, table)
+    write_jsonl(outputs.queue, entries)
+    write_json(outputs.metrics, metrics)
+    return metrics
+
+
+def from_table(
+    table: pa.Table,
+    path: Path,
+    threshold: float,
+    *,
+    id_column: str = "id",
+    confidence: str = "model_confidence",
+    item: str | None = None,
+    annotator: str | None = None,
+    label: str | None = None,
+) -> list[dict[str, Any]]:
+    """The review queue of any annotated table: disagreements and low confidence, least confident first.
+
+    Wide tables carry one ``label_<annotator>`` column per annotator; long tables one row per
+    annotation, named by ``item``/``annotator``/``label``.
+    """
+    labels: dict[Any, set[str]] = {}
+    conf: dict[Any, float | None] = {}
+    if item is not None:
+        tables.require_columns(table, path, {item: "--item", annotator or "annotator": "--annotator",
+                                             label or "label": "--label"})
+        key = item
+        for row in table.to_pylist():
+            labels.setdefault(row[key], set())
+            if row[label or "label"] is not None:
+                labels[row[key]].add(str(row[label or "label"]))
+            conf.setdefault(row[key], row.get(confidence))
+    else:
+        columns = tables.label_columns(table)
+        if not columns:
+            raise InputError(
+                f"{path} has no label_<annotator> columns; for one row per annotation pass "
+                "--item, --annotator and --label."
+            )
+        tables.require_columns(table, path, {id_column: "--id"})
+        key = id_column
+        for row in table.to_pylist():
+            labels[row[key]] = {str(row[c]) for c in columns if row[c] not in (None, "")}
+            conf[row[key]] = row.get(confidence)
+    entries = []
+    for rid, found in labels.items():
+        status = "disputed" if len(found) > 1 else ("agreed" if found else "unlabeled")
+        reasons = reasons_for({"label_status": status, "model_confidence": conf[rid]}, None, threshold)
+        if reasons:
+            entries.append({"id": rid, "reason": reasons[0], "reasons": reasons,
+                            "model_confidence": conf[rid]})
+    entries.sort(key=lambda e: order_key(e["reasons"], e["model_confidence"], str(e["id"]), []))
+    return entries

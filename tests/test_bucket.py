@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flywheel import bucket, guidelines, params
+from flywheel.errors import ConfigError
+
+
+def categorize(label: str | None, response: str) -> tuple[str, str]:
+    g = guidelines.load()
+    rules = bucket.detectors(params.load()["bucket"], g)
+    row: dict[str, Any] = {"label": label, "response": response, "prompt": "p"}
+    return bucket.categorize(row, g, rules)
+
+
+def test_label_mapping_wins() -> None:
+    assert categorize("hallucinated_promise", "Fine.") == ("hallucination", "label")
+
+
+def test_detectors_for_unlabeled_records() -> None:
+    assert categorize(None, "Your refund is guaranteed by tomorrow.") == ("hallucination", "detector")
+    assert categorize(None, "Hi {customer_name}, your order shipped.") == ("format_error", "detector")
+
+
+def test_uncategorized_when_nothing_matches() -> None:
+    assert categorize(None, "Your parcel left the depot on Monday.") == ("uncategorized", "none")
+
+
+def test_unknown_detector_category_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"bucket.detectors\[0\] names category 'nope'"):
+        bucket.detectors({"detectors": [{"category": "nope", "pattern": "x"}]}, guidelines.load())
+
+
+def test_bad_detector_regex_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"bucket.detectors\[0\].pattern is not a valid regular expression"):
+        bucket.detectors({"detectors": [{"category": "tone", "pattern": "("}]}, guidelines.load())
