@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from flywheel import schemas
-from flywheel.errors import ConfigError, SchemaError
+from flywheel.errors import ConfigError
 from flywheel.io import read_yaml
 
 MANIFEST = "manifest.yaml"
@@ -57,10 +57,7 @@ def load_export(folder: Path) -> Export:
             f"(see schema/manifest.schema.json and docs/exports.md)."
         )
     manifest = read_yaml(path)
-    try:
-        schemas.check("manifest", manifest, path)
-    except SchemaError as exc:
-        raise ConfigError(str(exc)) from None
+    schemas.check("manifest", manifest, path, ConfigError)
     if manifest["export_id"] != folder.name:
         raise ConfigError(
             f"{path}: export_id '{manifest['export_id']}' differs from the folder name "

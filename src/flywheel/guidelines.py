@@ -71,7 +71,7 @@ class Guidelines:
 def load(path: Path = DEFAULT_PATH) -> Guidelines:
     """Read, schema-check and cross-check the guidelines file."""
     data = read_yaml(path)
-    schemas.check("guidelines", data, path)
+    schemas.check("guidelines", data, path, ConfigError)
     labels: dict[str, dict[str, Any]] = data["labels"]
     categories: dict[str, dict[str, str]] = data["categories"]
     problems: list[str] = []

@@ -39,5 +39,5 @@ def load(path: Path = DEFAULT_PATH) -> dict[str, Any]:
         for key in body if isinstance(body, dict) else ():
             if key not in allowed:
                 _unknown(path, f"section '{section}' has unknown key '{key}'", key, allowed)
-    schemas.check("params", data, path)
+    schemas.check("params", data, path, ConfigError)
     return data

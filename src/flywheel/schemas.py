@@ -11,7 +11,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from flywheel.errors import SchemaError
+from flywheel.errors import FlywheelError, SchemaError
 
 NAMES = ("manifest", "record", "review", "guidelines", "round", "params", "queue")
 
@@ -37,13 +37,13 @@ def errors(name: str, instance: Any) -> list[str]:
     return [describe(e) for e in found]
 
 
-def check(name: str, instance: Any, path: Path | str) -> None:
+def check(name: str, instance: Any, path: Path | str, error: type[FlywheelError] = SchemaError) -> None:
     """Raise SchemaError naming ``path`` when ``instance`` does not validate."""
     problems = errors(name, instance)
     if problems:
         shown = "; ".join(problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise SchemaError(
+        raise error(
             f"{path} does not match schema/{name}.schema.json {shown}{more}. "
             f"Fix the file so that it matches the schema."
         )
