@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +54,9 @@ def write_export(root: Path, man: dict[str, Any], rows: Iterable[dict[str, Any] 
     path = folder / man["file"]
     rows = list(rows)
     if man["format"] == "jsonl":
-        path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), "utf-8")
+        path.write_text(
+            "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), "utf-8"
+        )
     elif man["format"] == "csv":
         dicts = [r for r in rows if isinstance(r, dict)]
         header = list(dicts[0]) if dicts else ["prompt", "response"]
@@ -69,19 +74,38 @@ def write_export(root: Path, man: dict[str, Any], rows: Iterable[dict[str, Any] 
     return path
 
 
+def init_repo(root: Path) -> Path:
+    """Lay out an empty dataset repository (guidelines, params, no exports) in ``root``."""
+    (root / "guidelines").mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / "guidelines" / "labels.yaml", root / "guidelines" / "labels.yaml")
+    shutil.copy(PROJECT / "params.yaml", root / "params.yaml")
+    (root / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "reviews").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def fresh_repo() -> Iterator[Path]:
+    """``init_repo`` in a new temporary folder, as the working directory (for hypothesis tests)."""
+    old = Path.cwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(init_repo(Path(tmp)))
+        try:
+            yield Path(tmp)
+        finally:
+            os.chdir(old)
+
+
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty dataset repository (guidelines, params, no exports) as the working directory."""
-    (tmp_path / "guidelines").mkdir()
-    shutil.copy(PROJECT / "guidelines" / "labels.yaml", tmp_path / "guidelines" / "labels.yaml")
-    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
-    (tmp_path / "data" / "raw").mkdir(parents=True)
-    (tmp_path / "data" / "reviews").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path)
+    """An empty dataset repository as the working directory."""
+    monkeypatch.chdir(init_repo(tmp_path))
     return tmp_path
 
 
-def row(i: int, a: str | None = "correct_and_polite", b: str | None = "correct_and_polite", **kw: Any) -> dict[str, Any]:
+def row(
+    i: int, a: str | None = "correct_and_polite", b: str | None = "correct_and_polite", **kw: Any
+) -> dict[str, Any]:
     """A wide-layout row with sensible customer-service text."""
     base = {
         "id": f"td-{i:04d}",

@@ -10,12 +10,24 @@ from flywheel import records
 from flywheel.ingest import content_hash
 
 
-def record(rid: str, prompt: str = "Where is my parcel?", response: str = "It ships Monday.", **kw: Any) -> dict[str, Any]:
+def record(
+    rid: str, prompt: str = "Where is my parcel?", response: str = "It ships Monday.", **kw: Any
+) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "id": rid, "source": rid.split("/")[0], "export_id": "e1", "round": 1, "reason": "thumbs_down",
-        "prompt": prompt, "response": response, "annotations": [], "label": None,
-        "label_status": "unlabeled", "reviewed": False, "error_category": "uncategorized",
-        "content_hash": content_hash(prompt, response), "origin": f"data/raw/e1/r.jsonl:{rid}",
+        "id": rid,
+        "source": rid.split("/")[0],
+        "export_id": "e1",
+        "round": 1,
+        "reason": "thumbs_down",
+        "prompt": prompt,
+        "response": response,
+        "annotations": [],
+        "label": None,
+        "label_status": "unlabeled",
+        "reviewed": False,
+        "error_category": "uncategorized",
+        "content_hash": content_hash(prompt, response),
+        "origin": f"data/raw/e1/r.jsonl:{rid}",
     }
     base.update(kw)
     return base

@@ -20,8 +20,14 @@ def test_label_mapping_wins() -> None:
 
 
 def test_detectors_for_unlabeled_records() -> None:
-    assert categorize(None, "Your refund is guaranteed by tomorrow.") == ("hallucination", "detector")
-    assert categorize(None, "Hi {customer_name}, your order shipped.") == ("format_error", "detector")
+    assert categorize(None, "Your refund is guaranteed by tomorrow.") == (
+        "hallucination",
+        "detector",
+    )
+    assert categorize(None, "Hi {customer_name}, your order shipped.") == (
+        "format_error",
+        "detector",
+    )
 
 
 def test_uncategorized_when_nothing_matches() -> None:
@@ -34,5 +40,7 @@ def test_unknown_detector_category_is_a_config_error() -> None:
 
 
 def test_bad_detector_regex_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"bucket.detectors\[0\].pattern is not a valid regular expression"):
+    with pytest.raises(
+        ConfigError, match=r"bucket.detectors\[0\].pattern is not a valid regular expression"
+    ):
         bucket.detectors({"detectors": [{"category": "tone", "pattern": "("}]}, guidelines.load())

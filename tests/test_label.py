@@ -11,8 +11,10 @@ from flywheel.errors import InputError
 
 
 def ann(*labels: str, version: str = "1.2") -> list[dict[str, object]]:
-    return [{"annotator": f"a{i}", "label": x, "guideline_version": version, "note": None}
-            for i, x in enumerate(labels)]
+    return [
+        {"annotator": f"a{i}", "label": x, "guideline_version": version, "note": None}
+        for i, x in enumerate(labels)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -40,27 +42,48 @@ def test_agreed_label_records_the_newest_guideline_version_among_its_votes() -> 
 
 def base_record(rid: str, labels: tuple[str, ...]) -> dict[str, object]:
     return {
-        "id": rid, "source": "s", "export_id": "e", "round": 1, "reason": "thumbs_down",
-        "prompt": "p", "response": "r", "annotations": ann(*labels), "label_status": "unlabeled",
-        "reviewed": False, "error_category": "uncategorized", "content_hash": "0" * 32, "origin": "f:1",
+        "id": rid,
+        "source": "s",
+        "export_id": "e",
+        "round": 1,
+        "reason": "thumbs_down",
+        "prompt": "p",
+        "response": "r",
+        "annotations": ann(*labels),
+        "label_status": "unlabeled",
+        "reviewed": False,
+        "error_category": "uncategorized",
+        "content_hash": "0" * 32,
+        "origin": "f:1",
     }
 
 
 def write_reviews(folder: Path, lines: list[dict[str, object] | str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "r.jsonl").write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    (folder / "r.jsonl").write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines)
+    )
 
 
 def decision(rid: str, lab: str, at: str = "2026-10-01T10:00:00Z") -> dict[str, object]:
-    return {"id": rid, "reviewer": "rev", "label": lab, "decided_at": at, "guideline_version": "1.2"}
+    return {
+        "id": rid,
+        "reviewer": "rev",
+        "label": lab,
+        "decided_at": at,
+        "guideline_version": "1.2",
+    }
 
 
 def test_review_decision_overrides_annotations_and_latest_wins(tmp_path: Path) -> None:
     g = guidelines.load()
-    write_reviews(tmp_path, [
-        decision("s/1", "hallucinated_promise", "2026-10-02T10:00:00Z"),
-        decision("s/1", "partially_correct", "2026-10-01T10:00:00Z"),
-    ])
+    write_reviews(
+        tmp_path,
+        [
+            decision("s/1", "hallucinated_promise", "2026-10-02T10:00:00Z"),
+            decision("s/1", "partially_correct", "2026-10-01T10:00:00Z"),
+        ],
+    )
     table = records.from_rows([base_record("s/1", ("correct_and_polite", "hallucinated_promise"))])
     (out,) = stage.apply(table, reviews.load(tmp_path, g), 2, 0.75).to_pylist()
     assert out["label"] == "hallucinated_promise" and out["label_status"] == "adjudicated"
@@ -71,7 +94,10 @@ def test_review_decision_overrides_annotations_and_latest_wins(tmp_path: Path) -
     ("line", "message"),
     [
         ("{not json", r"r.jsonl:1 is not valid JSON"),
-        (json.dumps({"id": "s/1", "label": "x"}), r"r.jsonl:1 is not a valid review decision: .*'reviewer' is a required property"),
+        (
+            json.dumps({"id": "s/1", "label": "x"}),
+            r"r.jsonl:1 is not a valid review decision: .*'reviewer' is a required property",
+        ),
         (json.dumps(decision("s/1", "nice")), r"r.jsonl:1: label 'nice' is not in guidelines v1.2"),
     ],
 )

@@ -35,7 +35,9 @@ def test_typo_in_a_section(repo: Path) -> None:
 
 def test_wrong_value_names_the_path(repo: Path) -> None:
     write(repo, "eval_fraction: 0.2", "eval_fraction: 2")
-    with pytest.raises(ConfigError, match=r"at split/eval_fraction: 2 is greater than or equal to the maximum of 1"):
+    with pytest.raises(
+        ConfigError, match=r"at split/eval_fraction: 2 is greater than or equal to the maximum of 1"
+    ):
         params.load()
 
 

@@ -44,8 +44,10 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def errors(v: Draft202012Validator, doc: Any) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in v.iter_errors(doc)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in v.iter_errors(doc)
+    ]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -61,8 +63,13 @@ def tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--quiet"], check=True,
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--quiet"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return out
 
 
@@ -76,7 +83,8 @@ def manifests() -> list[tuple[Path, dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def guidelines() -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(
-        (REPO / "guidelines" / "labels.yaml").read_text(encoding="utf-8"))
+        (REPO / "guidelines" / "labels.yaml").read_text(encoding="utf-8")
+    )
     return doc
 
 
@@ -94,14 +102,20 @@ def test_committed_sample_is_what_the_script_makes(generated: Path) -> None:
     assert sorted(committed) == sorted(fresh), (
         "file sets differ; rerun `python scripts/make_sample.py`: "
         f"only committed {sorted(set(committed) - set(fresh))}, "
-        f"only generated {sorted(set(fresh) - set(committed))}")
+        f"only generated {sorted(set(fresh) - set(committed))}"
+    )
     changed = [name for name in fresh if committed[name] != fresh[name]]
     assert not changed, f"stale files, rerun `python scripts/make_sample.py`: {changed}"
 
 
 def test_generator_is_deterministic(generated: Path, tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quiet"],
-                   check=True, capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quiet"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert tree(tmp_path) == tree(generated)
 
 
@@ -126,21 +140,26 @@ def test_guidelines_validate(guidelines: dict[str, Any]) -> None:
 
 
 def test_guidelines_cover_the_lesson_boundaries(guidelines: dict[str, Any]) -> None:
-    pairs = {frozenset((b["label"], b["versus"]))
-             for label in guidelines["labels"].values()
-             for b in label.get("boundary_examples", [])}
-    for a, b in [("correct_and_polite", "hallucinated_promise"),
-                 ("partially_correct", "hallucinated_promise"),
-                 ("harsh_refusal", "correct_and_polite"),
-                 ("harsh_refusal", "over_refusal"),
-                 ("partially_correct", "correct_but_too_brief")]:
+    pairs = {
+        frozenset((b["label"], b["versus"]))
+        for label in guidelines["labels"].values()
+        for b in label.get("boundary_examples", [])
+    }
+    for a, b in [
+        ("correct_and_polite", "hallucinated_promise"),
+        ("partially_correct", "hallucinated_promise"),
+        ("harsh_refusal", "correct_and_polite"),
+        ("harsh_refusal", "over_refusal"),
+        ("partially_correct", "correct_but_too_brief"),
+    ]:
         assert frozenset((a, b)) in pairs, f"no boundary example for {a} vs {b}"
     # Deliberately undocumented: the agreement analysis is expected to point at it.
     assert frozenset(("format_error", "correct_but_too_brief")) not in pairs
 
 
-def test_manifests_validate(manifests: list[tuple[Path, dict[str, Any]]],
-                            guidelines: dict[str, Any]) -> None:
+def test_manifests_validate(
+    manifests: list[tuple[Path, dict[str, Any]]], guidelines: dict[str, Any]
+) -> None:
     v = validator("manifest.schema.json")
     versions = {c["version"] for c in guidelines["changes"]}
     for path, m in manifests:
@@ -151,8 +170,7 @@ def test_manifests_validate(manifests: list[tuple[Path, dict[str, Any]]],
         assert m["guideline_version"] in versions, path
 
 
-def test_sample_has_the_required_variety(
-        manifests: list[tuple[Path, dict[str, Any]]]) -> None:
+def test_sample_has_the_required_variety(manifests: list[tuple[Path, dict[str, Any]]]) -> None:
     ms = [m for _, m in manifests]
     assert len({m["source"] for m in ms}) >= 3
     assert len({m["round"] for m in ms}) >= 3
@@ -180,8 +198,11 @@ def _native_ids(path: Path, m: dict[str, Any]) -> set[str]:
     return ids
 
 
-def test_reviews_validate(reviews: list[dict[str, Any]], guidelines: dict[str, Any],
-                          manifests: list[tuple[Path, dict[str, Any]]]) -> None:
+def test_reviews_validate(
+    reviews: list[dict[str, Any]],
+    guidelines: dict[str, Any],
+    manifests: list[tuple[Path, dict[str, Any]]],
+) -> None:
     v = validator("review.schema.json")
     labels = set(guidelines["labels"])
     for decision in reviews:

@@ -2,16 +2,24 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from records_factory import record, table
 
 from flywheel import guidelines, split
-from records_factory import record, table
 
 G = guidelines.load()
 
 
-def labelled(i: int, cluster: int, label: str = "correct_and_polite", rnd: int = 1) -> dict[str, object]:
-    return record(f"s/{i:04d}", label=label, label_status="agreed", error_category=G.category_of(label),
-                  cluster_id=f"c-{cluster}", round=rnd)
+def labelled(
+    i: int, cluster: int, label: str = "correct_and_polite", rnd: int = 1
+) -> dict[str, object]:
+    return record(
+        f"s/{i:04d}",
+        label=label,
+        label_status="agreed",
+        error_category=G.category_of(label),
+        cluster_id=f"c-{cluster}",
+        round=rnd,
+    )
 
 
 def assignments(rows: list[dict[str, object]], fraction: float = 0.3) -> dict[str, str | None]:
@@ -55,4 +63,7 @@ def test_exclude_action_and_held_records_are_not_split() -> None:
     out = {r["id"]: r for r in split.apply(table(rows), G, seed=7, eval_fraction=0.2).to_pylist()}
     assert out["s/0001"]["fate"] == "excluded" and out["s/0001"]["split"] is None
     assert out["s/0002"]["fate"] == "queued" and out["s/0002"]["split"] is None
-    assert out["s/0003"]["fate"] in {"train", "eval"} and out["s/0003"]["split"] == out["s/0003"]["fate"]
+    assert (
+        out["s/0003"]["fate"] in {"train", "eval"}
+        and out["s/0003"]["split"] == out["s/0003"]["fate"]
+    )

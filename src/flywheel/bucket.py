@@ -45,7 +45,9 @@ def detectors(params: dict[str, Any], guidelines: Guidelines) -> list[Detector]:
     return out
 
 
-def categorize(row: dict[str, Any], guidelines: Guidelines, rules: list[Detector]) -> tuple[str, str]:
+def categorize(
+    row: dict[str, Any], guidelines: Guidelines, rules: list[Detector]
+) -> tuple[str, str]:
     """(error_category, category_source) for one record."""
     if row["label"] is not None:
         return guidelines.category_of(row["label"]), "label"
@@ -68,14 +70,18 @@ class Outputs:
     metrics: Path = Path("metrics/bucket.json")
 
 
-def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
+def run(
+    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+) -> dict[str, Any]:
     table = apply(read_parquet(source), guidelines, detectors(params, guidelines))
     cats = table.column("error_category").to_pylist()
     srcs = table.column("category_source").to_pylist()
     metrics = {
         "records": table.num_rows,
         "categories": dict(sorted(Counter(cats).items())),
-        "by_detector": dict(sorted(Counter(c for c, s in zip(cats, srcs, strict=True) if s == "detector").items())),
+        "by_detector": dict(
+            sorted(Counter(c for c, s in zip(cats, srcs, strict=True) if s == "detector").items())
+        ),
         "uncategorized": cats.count(UNCATEGORIZED),
     }
     write_parquet(outputs.records, table)

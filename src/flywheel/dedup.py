@@ -48,7 +48,11 @@ def apply(table: pa.Table, guidelines: Guidelines, fields: list[str]) -> pa.Tabl
         for m in members:
             m["cluster_id"] = "c-" + key[:16]
         for m in members[1:]:
-            m.update(duplicate_of=rep["id"], fate="duplicate", fate_detail=f"exact duplicate of {rep['id']}")
+            m.update(
+                duplicate_of=rep["id"],
+                fate="duplicate",
+                fate_detail=f"exact duplicate of {rep['id']}",
+            )
         if len(labels) > 1:
             rep["queue_reasons"] = ["conflicting_duplicates"]
     return records.conform(records.from_rows(rows))
@@ -60,7 +64,9 @@ class Outputs:
     metrics: Path = Path("metrics/dedup.json")
 
 
-def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
+def run(
+    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+) -> dict[str, Any]:
     table = apply(read_parquet(source), guidelines, list(params["fields"]))
     dups = table.column("duplicate_of").to_pylist()
     clusters = table.column("cluster_id").to_pylist()
@@ -74,7 +80,9 @@ def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: O
         "clusters_with_duplicates": sum(1 for n in sizes.values() if n > 1),
         "largest_cluster": max(sizes.values(), default=0),
         "conflicting_clusters": sum(
-            1 for r in table.column("queue_reasons").to_pylist() if r and "conflicting_duplicates" in r
+            1
+            for r in table.column("queue_reasons").to_pylist()
+            if r and "conflicting_duplicates" in r
         ),
     }
     write_parquet(outputs.records, table)

@@ -65,7 +65,9 @@ def load_export(folder: Path) -> Export:
         )
     export = Export(folder, manifest)
     if not export.file.exists():
-        present = ", ".join(sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)) or "none"
+        present = (
+            ", ".join(sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)) or "none"
+        )
         raise ConfigError(
             f"{path} names file '{manifest['file']}', which is not in {folder} "
             f"(files there: {present}); fix 'file' or add the file."
@@ -77,7 +79,11 @@ def discover(raw_dir: Path) -> list[Export]:
     """Every export under ``raw_dir``, in folder-name order."""
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir} is not a folder; set ingest.raw_dir in params.yaml.")
-    return [load_export(p) for p in sorted(raw_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    return [
+        load_export(p)
+        for p in sorted(raw_dir.iterdir())
+        if p.is_dir() and not p.name.startswith(".")
+    ]
 
 
 def read_rows(export: Export) -> Iterator[RawRow]:
@@ -100,10 +106,14 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield RawRow(number, None, text, f"line is not valid JSON ({exc.msg} at column {exc.colno})")
+                yield RawRow(
+                    number, None, text, f"line is not valid JSON ({exc.msg} at column {exc.colno})"
+                )
                 continue
             if not isinstance(value, dict):
-                yield RawRow(number, None, text, f"line is a JSON {type(value).__name__}, not an object")
+                yield RawRow(
+                    number, None, text, f"line is a JSON {type(value).__name__}, not an object"
+                )
                 continue
             yield RawRow(number, value, text)
 
@@ -121,7 +131,10 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
                 continue
             if len(fields) != len(header):
                 yield RawRow(
-                    number, None, raw, f"row has {len(fields)} fields but the header has {len(header)}"
+                    number,
+                    None,
+                    raw,
+                    f"row has {len(fields)} fields but the header has {len(header)}",
                 )
                 continue
             yield RawRow(number, dict(zip(header, fields, strict=True)), raw)

@@ -83,19 +83,28 @@ def load(path: Path = DEFAULT_PATH) -> Guidelines:
             )
         for ex in spec.get("boundary_examples", []):
             if ex["label"] == ex["versus"]:
-                problems.append(f"a boundary example of '{name}' sets label and versus both to '{ex['label']}'")
+                problems.append(
+                    f"a boundary example of '{name}' sets label and versus both to '{ex['label']}'"
+                )
             for key in ("label", "versus"):
                 if ex[key] not in labels:
-                    problems.append(f"a boundary example of '{name}' names unknown label '{ex[key]}'")
+                    problems.append(
+                        f"a boundary example of '{name}' names unknown label '{ex[key]}'"
+                    )
     changes = tuple(
-        Change(c["version"], str(c["date"]), c["summary"], tuple(c["labels"])) for c in data["changes"]
+        Change(c["version"], str(c["date"]), c["summary"], tuple(c["labels"]))
+        for c in data["changes"]
     )
     for c in changes:
         problems.extend(
-            f"change {c.version} names unknown label '{label}'" for label in c.labels if label not in labels
+            f"change {c.version} names unknown label '{label}'"
+            for label in c.labels
+            if label not in labels
         )
         if version_key(c.version) > version_key(data["version"]):
-            problems.append(f"change {c.version} is newer than the file's version {data['version']}")
+            problems.append(
+                f"change {c.version} is newer than the file's version {data['version']}"
+            )
     if changes and changes[-1].version != data["version"]:
         problems.append(
             f"the last change is {changes[-1].version} but the version is {data['version']}; "
@@ -123,10 +132,15 @@ def render(g: Guidelines) -> str:
     for name, spec in g.labels.items():
         out += ["", f"## `{name}`", "", spec["definition"].strip(), ""]
         out += [f"**Applies when:** {spec['applies_when'].strip()}", ""]
-        for title, key in (("Positive examples", "positive_examples"), ("Negative examples", "negative_examples")):
+        for title, key in (
+            ("Positive examples", "positive_examples"),
+            ("Negative examples", "negative_examples"),
+        ):
             out += [f"### {title}", ""]
             for ex in spec[key]:
-                out.append(f"- **User:** {ex['prompt']}  \n  **Reply:** {ex['response']}  \n  *Why:* {ex['why']}")
+                out.append(
+                    f"- **User:** {ex['prompt']}  \n  **Reply:** {ex['response']}  \n  *Why:* {ex['why']}"
+                )
             out.append("")
         if spec.get("boundary_examples"):
             out += ["### Boundary examples", ""]

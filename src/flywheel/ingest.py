@@ -94,7 +94,9 @@ def _confidence(values: dict[str, Any], column: str | None) -> float | None:
     return value
 
 
-def _annotation(ctx: _Ctx, annotator: Any, label: Any, where: str, version: Any, note: Any) -> dict[str, Any]:
+def _annotation(
+    ctx: _Ctx, annotator: Any, label: Any, where: str, version: Any, note: Any
+) -> dict[str, Any]:
     label_s = "" if label is None else str(label).strip()
     if label_s not in ctx.guidelines.labels:
         known = ", ".join(ctx.guidelines.label_names)
@@ -131,11 +133,21 @@ def _annotations(ctx: _Ctx, values: dict[str, Any]) -> list[dict[str, Any]]:
     if layout == "list":
         raw = values.get(spec["column"])
         items = json.loads(raw) if isinstance(raw, str) and raw.strip() else (raw or [])
-        if not isinstance(items, list) or not all(isinstance(a, dict) and "annotator" in a for a in items):
-            raise RowError(f"column '{spec['column']}' is not a list of {{annotator, label}} objects")
+        if not isinstance(items, list) or not all(
+            isinstance(a, dict) and "annotator" in a for a in items
+        ):
+            raise RowError(
+                f"column '{spec['column']}' is not a list of {{annotator, label}} objects"
+            )
         return [
-            _annotation(ctx, a["annotator"], a.get("label"), f"column '{spec['column']}'",
-                        a.get("guideline_version"), a.get("note"))
+            _annotation(
+                ctx,
+                a["annotator"],
+                a.get("label"),
+                f"column '{spec['column']}'",
+                a.get("guideline_version"),
+                a.get("note"),
+            )
             for a in items
         ]
     return []
@@ -151,7 +163,9 @@ def _record(ctx: _Ctx, row: exports.RawRow) -> dict[str, Any]:
         value = _text(values, fields.get(name), name, required)
         if value is not None:
             if len(value) > ctx.max_chars:
-                raise RowError(f"{name} has {len(value)} characters, over ingest.max_chars {ctx.max_chars}")
+                raise RowError(
+                    f"{name} has {len(value)} characters, over ingest.max_chars {ctx.max_chars}"
+                )
             value, kinds = scrub(value, ctx.scrub_kinds)
             pii.extend(k for k in kinds if k not in pii)
         texts[name] = value
@@ -204,17 +218,29 @@ def ingest_export(ctx: _Ctx, out: Ingested, seen: dict[str, str]) -> None:
         except RowError as exc:
             out.rows.append(_row(ctx.path, row.line, None, "quarantined", str(exc)))
             out.quarantine.append(
-                {"file": ctx.path, "line": row.line, "reason": str(exc),
-                 "raw": scrub(row.raw, ctx.scrub_kinds)[0]}
+                {
+                    "file": ctx.path,
+                    "line": row.line,
+                    "reason": str(exc),
+                    "raw": scrub(row.raw, ctx.scrub_kinds)[0],
+                }
             )
             continue
         if long_layout and rid in pending:
             first = pending[rid]
             if (first["prompt"], first["response"]) != (record["prompt"], record["response"]):
-                reason = f"prompt or response differs from the item's first row at {first['origin']}"
+                reason = (
+                    f"prompt or response differs from the item's first row at {first['origin']}"
+                )
                 out.rows.append(_row(ctx.path, row.line, None, "quarantined", reason))
-                out.quarantine.append({"file": ctx.path, "line": row.line, "reason": reason,
-                                       "raw": scrub(row.raw, ctx.scrub_kinds)[0]})
+                out.quarantine.append(
+                    {
+                        "file": ctx.path,
+                        "line": row.line,
+                        "reason": reason,
+                        "raw": scrub(row.raw, ctx.scrub_kinds)[0],
+                    }
+                )
                 continue
             first["annotations"].extend(record["annotations"])
         else:
@@ -226,8 +252,11 @@ def ingest_export(ctx: _Ctx, out: Ingested, seen: dict[str, str]) -> None:
             if key in carrier:
                 # A repeat rating: the later row counts (an annotator correcting themselves).
                 earlier = out.rows[carrier[key]]
-                earlier.update(fate="excluded", detail=f"repeat annotation by {ann['annotator']} "
-                               f"superseded by {ctx.path}:{row.line}")
+                earlier.update(
+                    fate="excluded",
+                    detail=f"repeat annotation by {ann['annotator']} "
+                    f"superseded by {ctx.path}:{row.line}",
+                )
             carrier[key] = len(out.rows) - 1
     for record in pending.values():
         by_annotator = {a["annotator"]: a for a in record["annotations"]}
@@ -235,7 +264,9 @@ def ingest_export(ctx: _Ctx, out: Ingested, seen: dict[str, str]) -> None:
         out.records.append(record)
 
 
-def _row(path: str, line: int, rid: str | None, fate: str | None, detail: str | None) -> dict[str, Any]:
+def _row(
+    path: str, line: int, rid: str | None, fate: str | None, detail: str | None
+) -> dict[str, Any]:
     return {"file": path, "line": line, "record_id": rid, "fate": fate, "detail": detail}
 
 
@@ -243,8 +274,13 @@ def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ing
     out = Ingested()
     seen: dict[str, str] = {}
     for export in exports.discover(raw_dir):
-        ctx = _Ctx(export, guidelines, tuple(params["scrub"]), int(params["max_chars"]),
-                   export.file.as_posix())
+        ctx = _Ctx(
+            export,
+            guidelines,
+            tuple(params["scrub"]),
+            int(params["max_chars"]),
+            export.file.as_posix(),
+        )
         ingest_export(ctx, out, seen)
     return out
 
@@ -257,11 +293,15 @@ class Outputs:
     metrics: Path = Path("metrics/ingest.json")
 
 
-def run(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
+def run(
+    raw_dir: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+) -> dict[str, Any]:
     """Ingest every export under ``raw_dir`` and write the stage's outputs atomically."""
     result = ingest(raw_dir, guidelines, params)
     table = records.conform(records.from_rows(result.records))
-    rows = pa.Table.from_pylist(result.rows, schema=ROWS_SCHEMA).sort_by([("file", "ascending"), ("line", "ascending")])
+    rows = pa.Table.from_pylist(result.rows, schema=ROWS_SCHEMA).sort_by(
+        [("file", "ascending"), ("line", "ascending")]
+    )
     quarantine = sorted(result.quarantine, key=lambda q: (q["file"], q["line"]))
     metrics = {
         "rows_read": len(result.rows),
@@ -271,7 +311,9 @@ def run(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any], outputs: 
         "exports": len({r["file"] for r in result.rows}),
         "pii_records": sum(1 for r in result.records if r["pii"]),
         "pii_kinds": dict(sorted(Counter(k for r in result.records for k in r["pii"]).items())),
-        "records_per_round": {str(k): v for k, v in sorted(Counter(r["round"] for r in result.records).items())},
+        "records_per_round": {
+            str(k): v for k, v in sorted(Counter(r["round"] for r in result.records).items())
+        },
     }
     write_parquet(outputs.records, table)
     write_parquet(outputs.rows, rows)

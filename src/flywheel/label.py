@@ -49,12 +49,22 @@ def apply(
     for row in rows:
         review = decisions.get(row["id"])
         if review is not None:
-            row.update(label=review.label, label_status="adjudicated", reviewed=True,
-                       review=review.as_review(), label_guideline_version=review.guideline_version)
+            row.update(
+                label=review.label,
+                label_status="adjudicated",
+                reviewed=True,
+                review=review.as_review(),
+                label_guideline_version=review.guideline_version,
+            )
             continue
         d = decide(row["annotations"], min_annotators, agree_share)
-        row.update(label=d.label, label_status=d.status, label_guideline_version=d.guideline_version,
-                   reviewed=False, review=None)
+        row.update(
+            label=d.label,
+            label_status=d.status,
+            label_guideline_version=d.guideline_version,
+            reviewed=False,
+            review=None,
+        )
     return records.conform(records.from_rows(rows))
 
 
@@ -65,7 +75,10 @@ class Outputs:
 
 
 def run(
-    source: Path, reviews_dir: Path, guidelines: Guidelines, params: dict[str, Any],
+    source: Path,
+    reviews_dir: Path,
+    guidelines: Guidelines,
+    params: dict[str, Any],
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
     table = read_parquet(source)
@@ -77,7 +90,9 @@ def run(
     metrics = {
         "records": labeled.num_rows,
         "status": dict(sorted(status.items())),
-        "labels": dict(sorted(Counter(x for x in labeled.column("label").to_pylist() if x).items())),
+        "labels": dict(
+            sorted(Counter(x for x in labeled.column("label").to_pylist() if x).items())
+        ),
         "review_decisions": len(decisions),
         "reviews_applied": len(decisions) - len(unknown),
         # A decision for an id no export delivered is usually a typo in the id: shown, not fatal.

@@ -14,7 +14,7 @@ DEFAULT_PATH = Path("params.yaml")
 
 
 def _known_keys(path: list[str]) -> list[str]:
-    node: dict[str, Any] = schemas.validator("params").schema
+    node: Any = schemas.validator("params").schema
     for key in path:
         node = node.get("properties", {}).get(key, {})
     return list(node.get("properties", {}))

@@ -25,8 +25,13 @@ from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.io import read_parquet, write_json, write_jsonl, write_parquet
 
 ALL_REASONS = (
-    "guideline_changed", "disagreement", "conflicting_duplicates", "high_risk",
-    "low_confidence", "uncategorized", "unlabeled",
+    "guideline_changed",
+    "disagreement",
+    "conflicting_duplicates",
+    "high_risk",
+    "low_confidence",
+    "uncategorized",
+    "unlabeled",
 )
 
 
@@ -43,7 +48,9 @@ def reasons_for(row: dict[str, Any], guidelines: Guidelines | None, threshold: f
         found.add("low_confidence")
     if guidelines is not None:
         label = row.get("label")
-        if label is not None and label in guidelines.changed_since(row.get("label_guideline_version")):
+        if label is not None and label in guidelines.changed_since(
+            row.get("label_guideline_version")
+        ):
             found.add("guideline_changed")
         if label is None and guidelines.risk_of(row["error_category"]) == "high":
             found.add("high_risk")
@@ -52,12 +59,16 @@ def reasons_for(row: dict[str, Any], guidelines: Guidelines | None, threshold: f
     return [r for r in ALL_REASONS if r in found]
 
 
-def order_key(reasons: list[str], confidence: float | None, rid: str, priority: list[str]) -> tuple[Any, ...]:
+def order_key(
+    reasons: list[str], confidence: float | None, rid: str, priority: list[str]
+) -> tuple[Any, ...]:
     rank = min((priority.index(r) if r in priority else len(priority)) for r in reasons)
     return (rank, math.inf if confidence is None else confidence, rid)
 
 
-def apply(table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]) -> tuple[pa.Table, list[dict[str, Any]]]:
+def apply(
+    table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Mark queued records (fate ``queued``) and return the ordered queue."""
     rows = table.to_pylist()
     queue = []
@@ -69,7 +80,9 @@ def apply(table: pa.Table, guidelines: Guidelines, threshold: float, priority: l
         if reasons:
             row.update(fate="queued", fate_detail=", ".join(reasons))
             queue.append(row)
-    queue.sort(key=lambda r: order_key(r["queue_reasons"], r["model_confidence"], r["id"], priority))
+    queue.sort(
+        key=lambda r: order_key(r["queue_reasons"], r["model_confidence"], r["id"], priority)
+    )
     entries = [
         {
             "position": i,
@@ -78,7 +91,9 @@ def apply(table: pa.Table, guidelines: Guidelines, threshold: float, priority: l
             "reasons": r["queue_reasons"],
             "model_confidence": r["model_confidence"],
             "model_label": r["model_label"],
-            "annotations": [{"annotator": a["annotator"], "label": a["label"]} for a in r["annotations"]],
+            "annotations": [
+                {"annotator": a["annotator"], "label": a["label"]} for a in r["annotations"]
+            ],
             "label": r["label"],
             "error_category": r["error_category"],
             "source": r["source"],
@@ -98,9 +113,15 @@ class Outputs:
     metrics: Path = Path("metrics/queue.json")
 
 
-def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
-    table, entries = apply(read_parquet(source), guidelines, float(params["confidence_threshold"]),
-                           list(params["priority"]))
+def run(
+    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+) -> dict[str, Any]:
+    table, entries = apply(
+        read_parquet(source),
+        guidelines,
+        float(params["confidence_threshold"]),
+        list(params["priority"]),
+    )
     metrics = {
         "queued": len(entries),
         "by_reason": dict(sorted(Counter(r for e in entries for r in e["reasons"]).items())),
@@ -129,11 +150,26 @@ def from_table(
     Wide tables carry one ``label_<annotator>`` column per annotator; long tables one row per
     annotation, named by ``item``/``annotator``/``label``.
     """
+    if confidence in table.column_names:
+        try:
+            table = table.set_column(
+                table.column_names.index(confidence),
+                confidence,
+                table.column(confidence).cast(pa.float64()),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(
+                f"{path} column {confidence!r} must hold numbers between 0 and 1; "
+                "fix the values or pass --confidence COL."
+            ) from None
     labels: dict[Any, set[str]] = {}
     conf: dict[Any, float | None] = {}
     if item is not None:
-        tables.require_columns(table, path, {item: "--item", annotator or "annotator": "--annotator",
-                                             label or "label": "--label"})
+        tables.require_columns(
+            table,
+            path,
+            {item: "--item", annotator or "annotator": "--annotator", label or "label": "--label"},
+        )
         key = item
         for row in table.to_pylist():
             labels.setdefault(row[key], set())
@@ -155,9 +191,12 @@ def from_table(
     entries = []
     for rid, found in labels.items():
         status = "disputed" if len(found) > 1 else ("agreed" if found else "unlabeled")
-        reasons = reasons_for({"label_status": status, "model_confidence": conf[rid]}, None, threshold)
+        reasons = reasons_for(
+            {"label_status": status, "model_confidence": conf[rid]}, None, threshold
+        )
         if reasons:
-            entries.append({"id": rid, "reason": reasons[0], "reasons": reasons,
-                            "model_confidence": conf[rid]})
+            entries.append(
+                {"id": rid, "reason": reasons[0], "reasons": reasons, "model_confidence": conf[rid]}
+            )
     entries.sort(key=lambda e: order_key(e["reasons"], e["model_confidence"], str(e["id"]), []))
     return entries

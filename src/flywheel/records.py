@@ -84,9 +84,13 @@ def conform(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, sort_keys=SORT_KEYS))
 
 
-def with_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Table:
+def with_column(
+    table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray | list[Any]
+) -> pa.Table:
     """Replace column ``name`` keeping its schema type."""
     index = table.schema.get_field_index(name)
     field = table.schema.field(index)
-    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
+    array = (
+        values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
+    )
     return table.set_column(index, field, array.cast(field.type))

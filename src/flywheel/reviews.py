@@ -65,8 +65,15 @@ def load(folder: Path, guidelines: Guidelines) -> dict[str, Decision]:
                     f"{where}: label '{data['label']}' is not in guidelines v{guidelines.version} "
                     f"(labels: {', '.join(guidelines.label_names)}); correct the decision."
                 )
-            d = Decision(data["id"], data["reviewer"], data["label"], data["decided_at"],
-                         data["guideline_version"], data.get("note"), where)
+            d = Decision(
+                data["id"],
+                data["reviewer"],
+                data["label"],
+                data["decided_at"],
+                data["guideline_version"],
+                data.get("note"),
+                where,
+            )
             if d.id not in latest or d.decided_at >= latest[d.id].decided_at:
                 latest[d.id] = d
     return latest

@@ -37,7 +37,9 @@ def errors(name: str, instance: Any) -> list[str]:
     return [describe(e) for e in found]
 
 
-def check(name: str, instance: Any, path: Path | str, error: type[FlywheelError] = SchemaError) -> None:
+def check(
+    name: str, instance: Any, path: Path | str, error: type[FlywheelError] = SchemaError
+) -> None:
     """Raise SchemaError naming ``path`` when ``instance`` does not validate."""
     problems = errors(name, instance)
     if problems:

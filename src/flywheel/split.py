@@ -42,7 +42,9 @@ def apply(table: pa.Table, guidelines: Guidelines, seed: int, eval_fraction: flo
         if row["fate"] is not None:
             continue
         if guidelines.action_of(row["label"]) == "exclude":
-            row.update(fate="excluded", fate_detail=f"label '{row['label']}' has guideline action exclude")
+            row.update(
+                fate="excluded", fate_detail=f"label '{row['label']}' has guideline action exclude"
+            )
             continue
         split = assign(row["cluster_id"], seed, eval_fraction)
         row.update(split=split, fate=split, fate_detail=None)
@@ -52,7 +54,9 @@ def apply(table: pa.Table, guidelines: Guidelines, seed: int, eval_fraction: flo
 def leakage(table: pa.Table) -> int:
     """Clusters with members in both train and eval (must be zero)."""
     seen: dict[str, set[str]] = defaultdict(set)
-    for cid, split in zip(table.column("cluster_id").to_pylist(), table.column("split").to_pylist(), strict=True):
+    for cid, split in zip(
+        table.column("cluster_id").to_pylist(), table.column("split").to_pylist(), strict=True
+    ):
         if split:
             seen[cid].add(split)
     return sum(1 for s in seen.values() if len(s) > 1)
@@ -66,8 +70,12 @@ class Outputs:
     metrics: Path = Path("metrics/split.json")
 
 
-def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()) -> dict[str, Any]:
-    table = apply(read_parquet(source), guidelines, int(params["seed"]), float(params["eval_fraction"]))
+def run(
+    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+) -> dict[str, Any]:
+    table = apply(
+        read_parquet(source), guidelines, int(params["seed"]), float(params["eval_fraction"])
+    )
     leaking = leakage(table)
     if leaking:
         raise GateError(
@@ -78,7 +86,9 @@ def run(source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: O
     train = table.filter(pc.equal(splits, "train"))
     evals = table.filter(pc.equal(splits, "eval"))
     per_cat: dict[str, Counter[str]] = defaultdict(Counter)
-    for cat, split in zip(table.column("error_category").to_pylist(), splits.to_pylist(), strict=True):
+    for cat, split in zip(
+        table.column("error_category").to_pylist(), splits.to_pylist(), strict=True
+    ):
         if split:
             per_cat[cat][split] += 1
     metrics = {

@@ -1,0 +1,58 @@
+"""The stages in dependency order, each callable by name with the repository's files.
+
+``dvc.yaml`` runs each stage as ``flywheel <stage>``; tests and benchmarks run them all in-process
+through ``run_all``. Paths are relative to the working directory, the repository root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flywheel import agreement, bucket, dedup, ingest, label, queue, report, split
+from flywheel import guidelines as guidelines_mod
+from flywheel import params as params_mod
+
+ORDER = ("ingest", "label", "agreement", "bucket", "dedup", "queue", "split", "report")
+
+
+@dataclass(frozen=True)
+class Repo:
+    """The files a stage reads, besides the previous stage's output."""
+
+    params: Path = params_mod.DEFAULT_PATH
+    guidelines: Path = guidelines_mod.DEFAULT_PATH
+    reviews: Path = Path("data/reviews")
+
+
+def _stages() -> dict[
+    str, Callable[[Repo, dict[str, Any], guidelines_mod.Guidelines], dict[str, Any]]
+]:
+    return {
+        "ingest": lambda r, p, g: ingest.run(Path(p["ingest"]["raw_dir"]), g, p["ingest"]),
+        "label": lambda r, p, g: label.run(ingest.Outputs().records, r.reviews, g, p["label"]),
+        "agreement": lambda r, p, g: agreement.run(label.Outputs().records, g, p["agreement"]),
+        "bucket": lambda r, p, g: bucket.run(label.Outputs().records, g, p["bucket"]),
+        "dedup": lambda r, p, g: dedup.run(bucket.Outputs().records, g, p["dedup"]),
+        "queue": lambda r, p, g: queue.run(dedup.Outputs().records, g, p["queue"]),
+        "split": lambda r, p, g: split.run(queue.Outputs().records, g, p["split"]),
+        "report": lambda r, p, g: report.run(
+            Path(p["ingest"]["raw_dir"]), r.reviews, r.guidelines, g, p
+        ),
+    }
+
+
+def run_stage(
+    name: str, repo: Repo = Repo(), overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run one stage; ``overrides`` replaces keys of its params section (e.g. a CLI option)."""
+    p = params_mod.load(repo.params)
+    if overrides:
+        p[name] = {**p[name], **overrides}
+    return _stages()[name](repo, p, guidelines_mod.load(repo.guidelines))
+
+
+def run_all(repo: Repo = Repo()) -> dict[str, dict[str, Any]]:
+    return {name: run_stage(name, repo) for name in ORDER}

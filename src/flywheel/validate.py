@@ -1,0 +1,113 @@
+"""``flywheel validate``: every input, guideline and output file against its schema.
+
+Unlike the stages, which stop at the first broken configuration file, validation reads everything
+and reports every problem, so one run lists all there is to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from flywheel import exports, guidelines, params, records, reviews, schemas
+from flywheel.errors import FlywheelError
+
+RECORD_TABLES = ("data/interim/*.parquet", "data/splits/*.parquet")
+NOT_RECORDS = {"rows.parquet"}
+
+
+@dataclass
+class Result:
+    root: Path = Path(".")
+    checked: list[str] = field(default_factory=list)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "problems": self.problems}
+
+    def check(self, path: Path, fn: Callable[[], list[str]]) -> None:
+        name = (path.relative_to(self.root) if path.is_relative_to(self.root) else path).as_posix()
+        self.checked.append(name)
+        try:
+            found = fn()
+        except FlywheelError as exc:
+            found = [str(exc)]
+        if found:
+            self.problems[name] = found
+
+
+def _jsonl(path: Path, schema: str) -> list[str]:
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.append(f"line {number}: not valid JSON ({exc.msg})")
+            continue
+        out.extend(f"line {number} {e}" for e in schemas.errors(schema, data))
+    return out
+
+
+def _records(path: Path) -> list[str]:
+    table = pq.read_table(path)
+    if table.schema.remove_metadata() != records.SCHEMA:
+        return ["columns differ from the record schema (src/flywheel/records.py)"]
+    out: list[str] = []
+    for i, row in enumerate(table.to_pylist()):
+        out.extend(f"row {i} ({row['id']}) {e}" for e in schemas.errors("record", row))
+        if len(out) > 20:
+            break
+    return out
+
+
+def _json(path: Path, schema: str) -> list[str]:
+    return schemas.errors(schema, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _loads(load: Callable[[Path], object], path: Path) -> list[str]:
+    """Problems of a file whose loader raises on the first one (params, guidelines, manifests)."""
+    load(path)
+    return []
+
+
+def validate_repo(root: Path, params_path: Path, guidelines_path: Path) -> Result:
+    result = Result(root)
+    result.check(params_path, partial(_loads, params.load, params_path))
+    result.check(guidelines_path, partial(_loads, guidelines.load, guidelines_path))
+    raw = root / "data/raw"
+    for folder in sorted(p for p in raw.iterdir() if p.is_dir()) if raw.is_dir() else []:
+        result.check(folder / exports.MANIFEST, partial(_loads, exports.load_export, folder))
+    for path in reviews.files(root / "data/reviews"):
+        result.check(path, partial(_jsonl, path, "review"))
+    for pattern in RECORD_TABLES:
+        for path in sorted(root.glob(pattern)):
+            if path.name not in NOT_RECORDS:
+                result.check(path, partial(_records, path))
+    for path, schema in (
+        (root / "data/queue.jsonl", "queue"),
+        (root / "reports/round.json", "round"),
+    ):
+        if path.exists():
+            check = _jsonl if path.suffix == ".jsonl" else _json
+            result.check(path, partial(check, path, schema))
+    return result
+
+
+def format_text(result: Result) -> str:
+    lines = [f"{len(result.checked)} files checked"]
+    for path, problems in result.problems.items():
+        lines += [f"FAIL {path}"] + [f"  {p}" for p in problems]
+    lines.append("ok" if result.ok else f"{len(result.problems)} files fail validation")
+    return "\n".join(lines)

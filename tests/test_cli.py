@@ -1,0 +1,116 @@
+"""CLI wiring: every command has help, the lesson's example, and exact error text with exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import PROJECT
+
+from flywheel.cli import main
+
+LESSON = PROJECT / "tests" / "data" / "lesson.jsonl"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in sorted(group.commands.items()):
+        out.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            out.extend(commands(cmd, (*prefix, name)))
+    return out
+
+
+@pytest.mark.parametrize("path", commands(main), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    code, out = invoke(*path, "--help")
+    assert code == 0 and "Usage:" in out
+    cmd: click.Command = main
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    assert cmd.help and len(cmd.help.strip()) > 20
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (PROJECT / "README.md").read_text()
+    for path in commands(main):
+        assert f"flywheel {' '.join(path)}" in readme, (
+            f"README.md does not show `flywheel {' '.join(path)}`"
+        )
+
+
+def test_lesson_agree_prints_published_values() -> None:
+    code, out = invoke("agree", str(LESSON))
+    assert code == 0
+    assert out.splitlines()[:2] == ["agreement = 0.6", "kappa = 0.167"]
+
+
+def test_lesson_agree_json() -> None:
+    code, out = invoke("agree", str(LESSON), "--json", "--bootstrap", "0")
+    data = json.loads(out)
+    assert code == 0 and data["items"] == 5 and data["annotators"] == ["a", "b"]
+    assert data["percent_agreement"]["value"] == pytest.approx(0.6)
+    assert data["cohen_kappa"]["value"] == pytest.approx(1 / 6, abs=1e-6)
+
+
+def test_lesson_queue_json_order() -> None:
+    code, out = invoke("queue", str(LESSON), "--threshold", "0.6", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert [(e["id"], e["model_confidence"]) for e in entries] == [(5, 0.47), (4, 0.51), (3, 0.52)]
+    assert [e["reason"] for e in entries] == ["disagreement", "low_confidence", "disagreement"]
+
+
+def test_queue_of_a_long_file(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "item,who,lab,model_confidence\n1,a,x,0.9\n1,b,y,0.9\n2,a,x,0.2\n2,b,x,0.2\n3,a,x,0.9\n"
+    )
+    code, out = invoke(
+        "queue", str(path), "--item", "item", "--annotator", "who", "--label", "lab", "--json"
+    )
+    assert code == 0
+    assert [(e["id"], e["reasons"]) for e in json.loads(out)] == [
+        (2, ["low_confidence"]),
+        (1, ["disagreement"]),
+    ]
+
+
+def test_missing_file_is_a_clean_error() -> None:
+    code, out = invoke("agree", "nope.jsonl")
+    assert code == 1
+    assert out == "Error: nope.jsonl does not exist or is not a file. Check the path.\n"
+
+
+def test_unknown_format_is_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "labels.xlsx"
+    path.write_text("x")
+    code, out = invoke("queue", str(path))
+    assert code == 1
+    assert out.startswith(
+        f"Error: {path} is not a JSONL, CSV or Parquet file: its extension '.xlsx'"
+    )
+
+
+def test_stage_with_params_typo_exits_1_without_traceback(repo: Path) -> None:
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("eval_fraction:", "eval_frac:"))
+    code, out = invoke("split")
+    assert code == 1 and "Traceback" not in out
+    assert out.startswith(
+        "Error: params.yaml: section 'split' has unknown key 'eval_frac'. Did you mean 'eval_fraction'?"
+    )
+
+
+def test_stage_run_prints_metrics_json(repo: Path) -> None:
+    code, out = invoke("ingest", "--json")
+    assert code == 0 and json.loads(out)["rows_read"] == 0

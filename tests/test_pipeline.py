@@ -1,0 +1,109 @@
+"""The whole round on the shipped sample: in-process, and through `dvc repro` in a fresh repository."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import PROJECT
+
+from flywheel import pipeline, validate
+
+OUTPUTS = ("data", "metrics", "plots", "reports")
+
+
+def copy_sample(root: Path) -> None:
+    for name in ("data/raw", "data/reviews", "guidelines", "src"):
+        shutil.copytree(
+            PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
+    for name in ("params.yaml", "dvc.yaml", ".dvcignore"):
+        shutil.copy(PROJECT / name, root / name)
+
+
+def input_rows(root: Path) -> int:
+    """Rows in every export, counted independently of flywheel's readers."""
+    total = 0
+    for path in sorted((root / "data/raw").glob("*/*")):
+        if path.suffix == ".jsonl":
+            total += sum(1 for line in path.read_text().splitlines() if line.strip())
+        elif path.suffix == ".csv":
+            with path.open(newline="") as f:
+                total += sum(1 for _ in csv.reader(f)) - 1
+    return total
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for d in OUTPUTS
+        for p in sorted((root / d).rglob("*"))
+        if p.is_file() and "raw" not in p.parts and "reviews" not in p.parts
+    }
+
+
+@pytest.fixture
+def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy_sample(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_sample_round_balances_validates_and_is_deterministic(sample: Path) -> None:
+    pipeline.run_all()
+    ledger = pq.read_table(sample / "data/ledger.parquet")
+    assert ledger.num_rows == input_rows(sample)
+    result = validate.validate_repo(sample, Path("params.yaml"), Path("guidelines/labels.yaml"))
+    assert result.ok, result.problems
+    first = snapshot(sample)
+    assert len(first) >= 15
+    pipeline.run_all()
+    assert snapshot(sample) == first
+
+
+def test_every_split_record_carries_its_provenance(sample: Path) -> None:
+    pipeline.run_all()
+    for name in ("train", "eval"):
+        for rec in pq.read_table(sample / f"data/splits/{name}.parquet").to_pylist():
+            assert rec["split"] == name and rec["fate"] == name
+            assert rec["source"] and rec["reason"] and rec["export_id"] and rec["round"] >= 1
+            assert rec["error_category"] != "uncategorized" and rec["label"] is not None
+            assert rec["label_status"] in {"agreed", "adjudicated"}
+            assert rec["reviewed"] == (rec["label_status"] == "adjudicated")
+            assert rec["cluster_id"] and rec["duplicate_of"] is None and rec["origin"]
+
+
+def test_validate_reports_a_broken_output(sample: Path) -> None:
+    pipeline.run_all()
+    (sample / "reports/round.json").write_text('{"flywheel_version": 1}')
+    result = validate.validate_repo(sample, Path("params.yaml"), Path("guidelines/labels.yaml"))
+    assert not result.ok and "reports/round.json" in result.problems
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_dvc_repro_in_a_fresh_repository(tmp_path: Path) -> None:
+    """`dvc repro` rebuilds, then has nothing to do, and `--force` gives byte-identical outputs."""
+    copy_sample(tmp_path)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"]}
+    dvc = [sys.executable, "-m", "dvc"]
+    run(["git", "init", "-q"], tmp_path, env)
+    run([*dvc, "init", "-q"], tmp_path, env)
+    run([*dvc, "config", "core.analytics", "false"], tmp_path, env)
+    run([*dvc, "repro", "-q"], tmp_path, env)
+    assert "up to date" in run([*dvc, "status"], tmp_path, env)
+    first = snapshot(tmp_path)
+    run([*dvc, "repro", "-q", "--force"], tmp_path, env)
+    assert snapshot(tmp_path) == first
+    run(["flywheel", "validate"], tmp_path, env)
