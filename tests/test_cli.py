@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import PROJECT
 
+from conftest import PROJECT
 from flywheel.cli import main
 
 LESSON = PROJECT / "tests" / "data" / "lesson.jsonl"

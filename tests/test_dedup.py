@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from records_factory import record, table
 
 from flywheel import dedup, guidelines
+from records_factory import record, table
 
 G = guidelines.load()
 FIELDS = ["prompt", "response"]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import manifest, row, write_export
 
+from conftest import manifest, row, write_export
 from flywheel import guidelines, ingest, params
 from flywheel.errors import ConfigError
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import PROJECT
 
+from conftest import PROJECT
 from flywheel import pipeline, validate
 
 OUTPUTS = ("data", "metrics", "plots", "reports")

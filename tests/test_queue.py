@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from records_factory import record, table
-
 from flywheel import guidelines
 from flywheel import queue as stage
+from records_factory import record, table
 
 G = guidelines.load()
 PRIORITY = [

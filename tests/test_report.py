@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import fresh_repo, manifest, row, write_export
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import fresh_repo, manifest, row, write_export
 from flywheel import pipeline, records, report
 from flywheel.errors import GateError
 
@@ -23,7 +23,7 @@ BAD = ["{broken json", "[1, 2]", "BAD_CONFIDENCE", "BAD_LABEL", "EMPTY_RESPONSE"
 def open_gates(root: Path) -> None:
     path = root / "params.yaml"
     data = yaml.safe_load(path.read_text())
-    data["agreement"].update(min_percent_agreement=None, min_kappa=None)
+    data["agreement"].update(min_percent_agreement=None, min_kappa=None, min_alpha=None)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 

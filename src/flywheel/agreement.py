@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flywheel.agree import format_text
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.io import read_parquet, write_json, write_text
@@ -107,6 +108,7 @@ def plots(report: dict[str, Any]) -> tuple[str, str]:
 @dataclass(frozen=True)
 class Outputs:
     report: Path = Path("reports/agreement.json")
+    text: Path = Path("reports/agreement.txt")
     metrics: Path = Path("metrics/agreement.json")
     confusion: Path = Path("plots/agreement/confusion.csv")
     per_label: Path = Path("plots/agreement/per_label.csv")
@@ -116,19 +118,25 @@ def run(
     source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
 ) -> dict[str, Any]:
     ratings, final = ratings_of(read_parquet(source), guidelines)
-    report = summarize(
+    level = params.get("level", "nominal")
+    summary = summarize(
         ratings,
-        level=params.get("level", "nominal"),
+        level=level,
+        # Guidelines that declare their labels ordinal get weighted kappa even at nominal level.
+        weights="linear" if guidelines.ordinal and level == "nominal" else None,
         reference=final,
         bootstrap=int(params.get("bootstrap", 200)),
         seed=int(params.get("seed", 0)),
         boundary_pairs=guidelines.boundary_pairs(),
-    ).to_dict()
+    )
+    text = format_text(summary)
+    report = summary.to_dict()
     metrics = headline(report)
     verdict = gates(metrics, params)
     report["gates"] = verdict
     confusion_csv, per_label_csv = plots(report)
     write_json(outputs.report, report)
+    write_text(outputs.text, text)
     write_json(outputs.metrics, metrics)
     write_text(outputs.confusion, confusion_csv)
     write_text(outputs.per_label, per_label_csv)

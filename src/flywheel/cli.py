@@ -212,6 +212,13 @@ def queue(
     help="Bootstrap resamples for 95% intervals (0: none).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--guidelines",
+    "guidelines_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Guidelines file: orders the labels and says which confused pairs have a boundary example.",
+)
 @json_option
 def agree(
     file: Path,
@@ -223,6 +230,7 @@ def agree(
     level: str,
     bootstrap: int,
     seed: int,
+    guidelines_path: Path | None,
     as_json: bool,
 ) -> None:
     """Agreement statistics of any annotated JSONL, CSV or Parquet FILE.
@@ -233,6 +241,7 @@ def agree(
     from flywheel import agree as lib
     from flywheel.stats import summarize
 
+    g = guidelines_mod.load(guidelines_path) if guidelines_path else None
     ratings = lib.load_ratings(
         file,
         item=item,
@@ -240,8 +249,12 @@ def agree(
         label=label_column,
         id_column=id_column,
         annotators=annotators.split(",") if annotators else None,
+        label_order=g.label_names if g else None,
     )
-    report = summarize(ratings, level=level, bootstrap=bootstrap, seed=seed)
+    boundary = g.boundary_pairs() if g else None
+    report = summarize(
+        ratings, level=level, bootstrap=bootstrap, seed=seed, boundary_pairs=boundary
+    )
     emit(report.to_dict(), as_json, lambda _: lib.format_text(report))
 
 

@@ -4,13 +4,13 @@ The ledger has one row per input row (file, line): its record, if it delivered o
 terminal fate (quarantined, excluded, duplicate, queued, train, eval). ``check_ledger`` refuses a
 ledger where a row has no fate, a fate outside that list, or a record appears that no row
 delivered. The round manifest records inputs with hashes, guideline version, params, each
-stage's counts and the git revision the build came from.
+stage's counts and a fingerprint of everything the build came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,22 +70,26 @@ def check_ledger(table: pa.Table, final: pa.Table) -> dict[str, int]:
     return dict(sorted(Counter(fates).items()))
 
 
-# What a build is made from. The revision recorded is the last commit touching these, not HEAD,
-# so that committing the outputs themselves does not change the next build's bytes.
-BUILD_INPUTS = ("data/raw", "data/reviews", "guidelines", "params.yaml", "dvc.yaml", "src")
+def fingerprint(
+    inputs: list[dict[str, Any]],
+    reviews_: list[dict[str, str]],
+    guidelines_sha: str,
+    params: dict[str, Any],
+) -> str:
+    """One hash of everything the round was built from (inputs, reviews, guidelines, params).
 
-
-def git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", *BUILD_INPUTS],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
+    The round's git revision is the commit that will carry its ``dvc.lock``; that commit does not
+    exist while the build runs, so the manifest names its content instead. ``git log -- dvc.lock``
+    maps a fingerprint back to commits.
+    """
+    h = hashlib.sha256()
+    for item in inputs:
+        h.update(f"{item['file']}\0{item['sha256']}\0{item['manifest_sha256']}\n".encode())
+    for item in reviews_:
+        h.update(f"{item['file']}\0{item['sha256']}\n".encode())
+    h.update(guidelines_sha.encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def by_round(final: pa.Table, rows: pa.Table) -> dict[str, dict[str, int]]:
@@ -139,14 +143,18 @@ def run(
         if path.exists():
             stages[name] = json.loads(path.read_text(encoding="utf-8"))
     ledger_summary: dict[str, Any] = {"rows": led.num_rows, "balanced": True, "fates": fates}
+    review_files = [
+        {"file": p.as_posix(), "sha256": sha256_file(p)} for p in reviews.files(reviews_dir)
+    ]
+    guidelines_sha = sha256_file(guidelines_path)
     manifest = {
         "flywheel_version": __version__,
-        "git_revision": git_revision(),
+        "fingerprint": fingerprint(inputs, review_files, guidelines_sha, params),
         "rounds": sorted({int(r) for r in final.column("round").to_pylist()}),
         "guidelines": {
             "path": guidelines_path.as_posix(),
             "version": guidelines.version,
-            "sha256": sha256_file(guidelines_path),
+            "sha256": guidelines_sha,
         },
         "params": params,
         "inputs": inputs,
