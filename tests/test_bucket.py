@@ -3,9 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flywheel import bucket, guidelines, params
 from flywheel.errors import ConfigError
+from records_factory import record, table
 
 
 def categorize(label: str | None, response: str) -> tuple[str, str]:
@@ -44,3 +47,39 @@ def test_bad_detector_regex_is_a_config_error() -> None:
         ConfigError, match=r"bucket.detectors\[0\].pattern is not a valid regular expression"
     ):
         bucket.detectors({"detectors": [{"category": "tone", "pattern": "("}]}, guidelines.load())
+
+
+WORDS = [
+    "refund",
+    "guaranteed",
+    "instantly",
+    "{order_id}",
+    "I can't help with that",
+    "cvv",
+    "ok",
+    "Ünïcode",
+    "100%",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from(["over_refusal", "unusable"])),
+            st.lists(st.sampled_from(WORDS), max_size=6),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_table_rule_matches_the_one_record_rule(rows: list[tuple[str | None, list[str]]]) -> None:
+    g = guidelines.load()
+    rules = bucket.detectors(params.load()["bucket"], g)
+    recs = [
+        record(f"s/{i}", response=" ".join(words) or "x", label=lab)
+        for i, (lab, words) in enumerate(rows)
+    ]
+    got = bucket.apply(table(recs), g, rules).to_pylist()
+    for rec, out in zip(recs, got, strict=True):
+        assert (out["error_category"], out["category_source"]) == bucket.categorize(rec, g, rules)

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flywheel import guidelines, records, reviews
 from flywheel import label as stage
@@ -85,7 +87,7 @@ def test_review_decision_overrides_annotations_and_latest_wins(tmp_path: Path) -
         ],
     )
     table = records.from_rows([base_record("s/1", ("correct_and_polite", "hallucinated_promise"))])
-    (out,) = stage.apply(table, reviews.load(tmp_path, g), 2, 0.75).to_pylist()
+    (out,) = stage.apply(table, reviews.load(tmp_path, g), g, 2, 0.75).to_pylist()
     assert out["label"] == "hallucinated_promise" and out["label_status"] == "adjudicated"
     assert out["reviewed"] and out["review"]["reviewer"] == "rev"
 
@@ -105,3 +107,39 @@ def test_bad_review_lines_stop_with_file_and_line(tmp_path: Path, line: str, mes
     write_reviews(tmp_path, [line])
     with pytest.raises(InputError, match=message):
         reviews.load(tmp_path, guidelines.load())
+
+
+LABELS = ["correct_and_polite", "over_refusal", "harsh_refusal"]
+votes = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from(LABELS), st.sampled_from(["1.0", "1.1", "1.2", "1.10"])),
+        max_size=5,
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(votes, st.integers(1, 3), st.sampled_from([0.51, 0.6, 0.75, 1.0]))
+def test_table_rule_matches_the_one_record_rule(
+    rows: list[list[tuple[str, str]]], least: int, share: float
+) -> None:
+    recs = []
+    for i, vs in enumerate(rows):
+        rec = base_record(f"s/{i}", ())
+        rec["annotations"] = [
+            {"annotator": f"a{j}", "label": lab, "guideline_version": v, "note": None}
+            for j, (lab, v) in enumerate(vs)
+        ]
+        recs.append(rec)
+    got = stage.from_annotations(
+        records.from_rows(recs), guidelines.load().label_names, least, share
+    ).to_pylist()
+    for rec, out in zip(recs, got, strict=True):
+        d = stage.decide(rec["annotations"], least, share)
+        assert (out["label"], out["label_status"], out["label_guideline_version"]) == (
+            d.label,
+            d.status,
+            d.guideline_version,
+        )

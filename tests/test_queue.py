@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from flywheel import guidelines
 from flywheel import queue as stage
 from records_factory import record, table
@@ -72,3 +77,51 @@ def test_queue_order_is_priority_then_confidence_then_id_and_duplicates_are_skip
     assert [e["position"] for e in entries] == [1, 2, 3]
     fates = {r["id"]: r["fate"] for r in out.to_pylist()}
     assert fates == {"s/1": "queued", "s/2": "queued", "s/3": "queued", "s/4": "duplicate"}
+
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["agreed", "adjudicated", "disputed", "unlabeled"]),
+        st.sampled_from(["over_refusal", "correct_and_polite", "hallucinated_promise"]),
+        st.sampled_from(["1.0", "1.1", "1.2", None]),
+        st.one_of(st.none(), st.floats(0, 1)),
+        st.sampled_from(["ok", "hallucination", "uncategorized", "tone"]),
+        st.booleans(),
+        st.sampled_from([None, "duplicate"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows_strategy)
+def test_table_rule_matches_the_one_record_rule(spec: list[tuple[Any, ...]]) -> None:
+    recs = []
+    for i, (status, lab, version, conf, cat, reviewed, fate) in enumerate(spec):
+        labelled = status in ("agreed", "adjudicated")
+        recs.append(
+            record(
+                f"s/{i:03d}",
+                label_status=status,
+                label=lab if labelled else None,
+                label_guideline_version=version if labelled else None,
+                model_confidence=conf,
+                error_category=cat,
+                reviewed=reviewed,
+                fate=fate,
+                queue_reasons=["conflicting_duplicates"] if i % 7 == 3 else None,
+            )
+        )
+    out, entries = stage.apply(table(recs), G, 0.6, PRIORITY)
+    expected = {}
+    for rec in recs:
+        reasons = [] if rec["fate"] == "duplicate" else stage.reasons_for(rec, G, 0.6)
+        if reasons:
+            expected[rec["id"]] = reasons
+    assert {e["id"]: e["reasons"] for e in entries} == expected
+    keys = [
+        stage.order_key(e["reasons"], e["model_confidence"], e["id"], PRIORITY) for e in entries
+    ]
+    assert keys == sorted(keys)
+    assert {r["id"] for r in out.to_pylist() if r["fate"] == "queued"} == set(expected)

@@ -45,7 +45,7 @@ def test_splits_are_sticky_when_a_round_adds_records(first: list[int], later: li
 def test_no_cluster_straddles_train_and_eval(cs: list[int]) -> None:
     rows = [labelled(i, c) for i, c in enumerate(cs)]
     out = split.apply(table(rows), G, seed=7, eval_fraction=0.5)
-    assert split.leakage(out) == 0
+    assert split.leakage(out) == {"leaking_clusters": 0, "leaking_pairs": 0}
     seen: dict[str, set[str]] = {}
     for r in out.to_pylist():
         seen.setdefault(r["cluster_id"], set()).add(r["split"])
@@ -67,3 +67,54 @@ def test_exclude_action_and_held_records_are_not_split() -> None:
         out["s/0003"]["fate"] in {"train", "eval"}
         and out["s/0003"]["split"] == out["s/0003"]["fate"]
     )
+
+
+def test_sampling_thins_by_weight_and_caps_in_round_order() -> None:
+    rows = [labelled(i, i, rnd=1 + i // 50) for i in range(100)]
+    rows += [labelled(1000 + i, 1000 + i, label="hallucinated_promise") for i in range(30)]
+    ok_ids = [r["id"] for r in rows[:100]]
+    thin = assignments_full(rows, {"ok": {"weight": 0.5}})
+    survivors = [i for i in ok_ids if thin[i]["split"]]
+    assert 30 < len(survivors) < 70
+    assert all(
+        thin[i]["fate_detail"] == "category ok sampled at weight 0.5 (split.sampling.ok.weight)"
+        for i in ok_ids
+        if i not in survivors
+    )
+    # Cap just below the survivors, and review the last survivor: it must then beat the cap.
+    cap, last = len(survivors) - 5, survivors[-1]
+    rows[ok_ids.index(last)]["reviewed"] = True
+    out = assignments_full(rows, {"ok": {"weight": 0.5, "cap": cap}})
+    capped = [
+        r
+        for r in out.values()
+        if r["fate_detail"] == f"category ok capped at {cap} records (split.sampling.ok.cap)"
+    ]
+    kept = [out[i] for i in ok_ids if out[i]["split"]]
+    assert len(capped) == 5 and len(kept) == cap and out[last]["split"]
+    assert all(r["round"] == 2 for r in capped) and any(r["round"] == 1 for r in kept)
+    assert all(
+        out[r["id"]]["split"] for r in rows[100:]
+    )  # hallucinations are not listed: kept whole
+
+
+def assignments_full(
+    rows: list[dict[str, object]], sampling: dict[str, dict[str, float]]
+) -> dict[str, dict[str, object]]:
+    return {r["id"]: r for r in split.apply(table(rows), G, 7, 0.2, sampling).to_pylist()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(clusters, clusters)
+def test_sampling_is_sticky_when_a_round_adds_records(first: list[int], later: list[int]) -> None:
+    sampling = {"ok": {"weight": 0.7, "cap": 15}}
+    round1 = [labelled(i, c) for i, c in enumerate(first)]
+    round2 = [labelled(1000 + i, 500 + c, rnd=2) for i, c in enumerate(later)]
+    before = {
+        r["id"]: r["fate"] for r in split.apply(table(round1), G, 7, 0.3, sampling).to_pylist()
+    }
+    after = {
+        r["id"]: r["fate"]
+        for r in split.apply(table(round1 + round2), G, 7, 0.3, sampling).to_pylist()
+    }
+    assert {k: after[k] for k in before} == before

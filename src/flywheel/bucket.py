@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flywheel import records
 from flywheel.errors import ConfigError
@@ -48,7 +50,7 @@ def detectors(params: dict[str, Any], guidelines: Guidelines) -> list[Detector]:
 def categorize(
     row: dict[str, Any], guidelines: Guidelines, rules: list[Detector]
 ) -> tuple[str, str]:
-    """(error_category, category_source) for one record."""
+    """(error_category, category_source) for one record: the rule ``apply`` vectorizes."""
     if row["label"] is not None:
         return guidelines.category_of(row["label"]), "label"
     for rule in rules:
@@ -58,10 +60,46 @@ def categorize(
 
 
 def apply(table: pa.Table, guidelines: Guidelines, rules: list[Detector]) -> pa.Table:
-    rows = table.to_pylist()
-    for row in rows:
-        row["error_category"], row["category_source"] = categorize(row, guidelines, rules)
-    return records.conform(records.from_rows(rows))
+    """Fill error_category and category_source for every record at once.
+
+    Detector patterns run through Arrow's RE2 kernels on the unlabelled rows only; a pattern
+    RE2 cannot run (look-around, backreferences) falls back to Python's ``re`` on those rows.
+    """
+    labels = table.column("label")
+    mapping = {name: guidelines.category_of(name) for name in guidelines.label_names}
+    category = np.asarray(
+        pc.fill_null(pc.index_in(labels, value_set=pa.array(list(mapping))), -1).to_numpy(
+            zero_copy_only=False
+        )
+    )
+    names = np.array([*mapping.values(), UNCATEGORIZED], dtype=object)
+    out = names[np.where(category < 0, len(mapping), category)]
+    source = np.where(category >= 0, "label", "none").astype(object)
+    pending = np.flatnonzero(category < 0)
+    for rule in rules:
+        if not len(pending):
+            break
+        texts = table.column(rule.field).take(pa.array(pending))
+        hit = _search(rule, texts)
+        out[pending[hit]] = rule.category
+        source[pending[hit]] = "detector"
+        pending = pending[~hit]
+    return records.conform(
+        records.replace(
+            table,
+            error_category=pa.array(out, pa.string()),
+            category_source=pa.array(source, pa.string()),
+        ),
+        sort=False,
+    )
+
+
+def _search(rule: Detector, texts: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    try:
+        found = pc.match_substring_regex(texts, rule.pattern.pattern)
+        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+    except pa.ArrowInvalid:
+        return np.array([bool(rule.pattern.search(t)) for t in texts.to_pylist()], dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flywheel import records, tables
 from flywheel.errors import InputError
@@ -66,44 +68,112 @@ def order_key(
     return (rank, math.inf if confidence is None else confidence, rid)
 
 
+Bools = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+def _is_in(values: pa.ChunkedArray | pa.Array, allowed: list[str]) -> Bools:
+    found = pc.is_in(values, value_set=pa.array(allowed, pa.string()))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def reason_masks(table: pa.Table, guidelines: Guidelines, threshold: float) -> dict[str, Bools]:
+    """Each reason of ``reasons_for`` as a boolean column over the whole table."""
+    status = table.column("label_status")
+    conf = table.column("model_confidence").to_numpy(zero_copy_only=False).astype(float)
+    reviewed = np.asarray(table.column("reviewed").to_numpy(zero_copy_only=False), dtype=bool)
+    labelled = np.asarray(
+        table.column("label").is_valid().to_numpy(zero_copy_only=False), dtype=bool
+    )
+    keys = pc.binary_join_element_wise(
+        pc.fill_null(table.column("label"), ""),
+        pc.fill_null(table.column("label_guideline_version"), ""),
+        "\x1f",
+    )
+    pairs = {k for k in pc.unique(keys).to_pylist() if k and not k.startswith("\x1f")}
+    changed = [
+        k
+        for k in pairs
+        if k.split("\x1f")[0] in guidelines.changed_since(k.split("\x1f")[1] or None)
+    ]
+    high = [
+        c
+        for c in pc.unique(table.column("error_category")).to_pylist()
+        if guidelines.risk_of(c) == "high"
+    ]
+    carried = table.column("queue_reasons").to_pylist()
+    return {
+        "guideline_changed": _is_in(keys, changed) & labelled,
+        "disagreement": _is_in(status, ["disputed"]),
+        "conflicting_duplicates": np.array(
+            [bool(r) and "conflicting_duplicates" in r for r in carried], dtype=bool
+        ),
+        "high_risk": ~labelled & _is_in(table.column("error_category"), high),
+        "low_confidence": ~np.isnan(conf) & (conf < threshold) & ~reviewed,
+        "uncategorized": _is_in(table.column("error_category"), [UNCATEGORIZED]),
+        "unlabeled": _is_in(status, ["unlabeled"]),
+    }
+
+
 def apply(
     table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Mark queued records (fate ``queued``) and return the ordered queue."""
-    rows = table.to_pylist()
-    queue = []
-    for row in rows:
-        if row["fate"] == "duplicate":
-            continue
-        reasons = reasons_for(row, guidelines, threshold)
-        row["queue_reasons"] = reasons or None
-        if reasons:
-            row.update(fate="queued", fate_detail=", ".join(reasons))
-            queue.append(row)
-    queue.sort(
-        key=lambda r: order_key(r["queue_reasons"], r["model_confidence"], r["id"], priority)
-    )
-    entries = [
+    """Mark queued records (fate ``queued``) and return the ordered queue entries."""
+    masks = reason_masks(table, guidelines, threshold)
+    matrix = np.stack([masks[r] for r in ALL_REASONS], axis=1)
+    matrix &= ~_is_in(table.column("fate"), ["duplicate"])[:, None]
+    queued = np.flatnonzero(matrix.any(axis=1))
+    names = np.array(ALL_REASONS, dtype=object)
+    reasons = [names[row].tolist() for row in matrix[queued]]
+    rank = np.array([priority.index(r) if r in priority else len(priority) for r in ALL_REASONS])
+    first = np.where(matrix[queued], rank[None, :], len(priority) + 1).min(axis=1)
+    keys = pa.table(
         {
-            "position": i,
-            "id": r["id"],
-            "reason": r["queue_reasons"][0],
-            "reasons": r["queue_reasons"],
-            "model_confidence": r["model_confidence"],
-            "model_label": r["model_label"],
-            "annotations": [
-                {"annotator": a["annotator"], "label": a["label"]} for a in r["annotations"]
-            ],
-            "label": r["label"],
-            "error_category": r["error_category"],
-            "source": r["source"],
-            "round": r["round"],
-            "prompt": r["prompt"],
-            "response": r["response"],
+            "rank": pa.array(first),
+            "confidence": table.column("model_confidence").take(pa.array(queued)),
+            "id": table.column("id").take(pa.array(queued)),
         }
-        for i, r in enumerate(queue, start=1)
+    )
+    # Unknown confidence sorts last among records of the same priority.
+    sort_keys = [
+        ("rank", "ascending", "at_end"),
+        ("confidence", "ascending", "at_end"),
+        ("id", "ascending", "at_end"),
     ]
-    return records.conform(records.from_rows(rows)), entries
+    order = pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()
+    all_reasons = np.full(table.num_rows, None, dtype=object)
+    all_reasons[queued] = reasons
+    fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
+    detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
+    fate[queued] = "queued"
+    detail[queued] = [", ".join(r) for r in reasons]
+    out = records.replace(
+        table,
+        queue_reasons=pa.array(all_reasons.tolist(), pa.list_(pa.string())),
+        fate=pa.array(fate, pa.string()),
+        fate_detail=pa.array(detail, pa.string()),
+    )
+    fields = [
+        "id",
+        "model_confidence",
+        "model_label",
+        "annotations",
+        "label",
+        "error_category",
+        "source",
+        "round",
+        "prompt",
+        "response",
+    ]
+    rows = table.select(fields).take(pa.array(queued[order])).to_pylist()
+    entries = []
+    for position, (row, k) in enumerate(zip(rows, order, strict=True), start=1):
+        row["annotations"] = [
+            {"annotator": a["annotator"], "label": a["label"]} for a in row["annotations"]
+        ]
+        entries.append(
+            {"position": position, "reason": reasons[k][0], "reasons": reasons[k], **row}
+        )
+    return records.conform(out, sort=False), entries
 
 
 @dataclass(frozen=True)

@@ -78,10 +78,20 @@ def empty() -> pa.Table:
     return SCHEMA.empty_table()
 
 
-def conform(table: pa.Table) -> pa.Table:
-    """Cast ``table`` to the record schema in its column order, sorted canonically."""
+def conform(table: pa.Table, sort: bool = True) -> pa.Table:
+    """Cast ``table`` to the record schema in its column order, sorted canonically.
+
+    Stages after ingest keep row order, so they pass ``sort=False`` and skip a full sort.
+    """
     table = table.select(SCHEMA.names).cast(SCHEMA)
-    return table.take(pc.sort_indices(table, sort_keys=SORT_KEYS))
+    return table.take(pc.sort_indices(table, sort_keys=SORT_KEYS)) if sort else table
+
+
+def replace(table: pa.Table, **columns: Any) -> pa.Table:
+    """``table`` with the named columns replaced (arrays, chunked arrays, lists or numpy arrays)."""
+    for name, values in columns.items():
+        table = with_column(table, name, values)
+    return table
 
 
 def with_column(
@@ -93,4 +103,4 @@ def with_column(
     array = (
         values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
     )
-    return table.set_column(index, field, array.cast(field.type))
+    return table.set_column(index, field, array)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flywheel import __version__, exports, records, reviews, schemas
 from flywheel.errors import GateError
@@ -29,45 +29,34 @@ STAGES = ("ingest", "label", "agreement", "bucket", "dedup", "queue", "split")
 
 def ledger(rows: pa.Table, final: pa.Table) -> pa.Table:
     """Each input row with its terminal fate: its own (quarantined/excluded) or its record's."""
-    fate = dict(zip(final.column("id").to_pylist(), final.column("fate").to_pylist(), strict=True))
-    detail = dict(
-        zip(final.column("id").to_pylist(), final.column("fate_detail").to_pylist(), strict=True)
-    )
-    out = rows.to_pylist()
-    for row in out:
-        if row["fate"] is None and row["record_id"] is not None:
-            row["fate"] = fate.get(row["record_id"])
-            row["detail"] = detail.get(row["record_id"])
-    return pa.Table.from_pylist(out, schema=ROWS_SCHEMA)
+    at = pc.index_in(rows.column("record_id"), value_set=final.column("id"))
+    own = pc.is_valid(rows.column("fate"))
+    fate = pc.if_else(own, rows.column("fate"), final.column("fate").take(at))
+    detail = pc.if_else(own, rows.column("detail"), final.column("fate_detail").take(at))
+    return rows.set_column(3, "fate", fate).set_column(4, "detail", detail).cast(ROWS_SCHEMA)
 
 
 def check_ledger(table: pa.Table, final: pa.Table) -> dict[str, int]:
     """Fate counts; GateError when any row lacks exactly one known fate or a record has no row."""
-    fates = table.column("fate").to_pylist()
     problems = []
-    unknown = [
-        f"{r['file']}:{r['line']}"
-        for r, f in zip(table.to_pylist(), fates, strict=True)
-        if f not in records.FATES
-    ]
-    if unknown:
-        problems.append(
-            f"{len(unknown)} rows have no terminal fate (first: {', '.join(unknown[:3])})"
-        )
-    keys = list(
-        zip(table.column("file").to_pylist(), table.column("line").to_pylist(), strict=True)
-    )
-    if len(set(keys)) != len(keys):
+    known = pc.fill_null(pc.is_in(table.column("fate"), value_set=pa.array(records.FATES)), False)
+    unknown = table.filter(pc.invert(known))
+    if unknown.num_rows:
+        first = ", ".join(f"{r['file']}:{r['line']}" for r in unknown.slice(0, 3).to_pylist())
+        problems.append(f"{unknown.num_rows} rows have no terminal fate (first: {first})")
+    keys = table.group_by(["file", "line"]).aggregate([("line", "count")])
+    if keys.num_rows != table.num_rows:
         problems.append("some input rows appear more than once")
-    delivered = set(table.column("record_id").to_pylist())
-    orphans = [i for i in final.column("id").to_pylist() if i not in delivered]
-    if orphans:
+    delivered = pc.is_in(final.column("id"), value_set=pc.drop_null(table.column("record_id")))
+    orphans = final.filter(pc.invert(delivered)).column("id")
+    if len(orphans):
         problems.append(
             f"{len(orphans)} records were delivered by no input row (first: {orphans[0]})"
         )
     if problems:
         raise GateError("The ledger does not balance: " + "; ".join(problems) + ".")
-    return dict(sorted(Counter(fates).items()))
+    counts = pc.value_counts(table.column("fate")).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
 
 
 def fingerprint(
@@ -92,14 +81,14 @@ def fingerprint(
     return h.hexdigest()
 
 
-def by_round(final: pa.Table, rows: pa.Table) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for rnd, fate in zip(
-        final.column("round").to_pylist(), final.column("fate").to_pylist(), strict=True
-    ):
-        counts[str(rnd)]["records"] += 1
-        counts[str(rnd)][fate] += 1
-    return {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}
+def by_round(final: pa.Table) -> dict[str, dict[str, int]]:
+    counts = final.group_by(["round", "fate"]).aggregate([("id", "count")]).to_pylist()
+    out: dict[str, dict[str, int]] = {}
+    for c in sorted(counts, key=lambda c: (c["round"], c["fate"])):
+        row = out.setdefault(str(c["round"]), {"records": 0})
+        row["records"] += c["id_count"]
+        row[c["fate"]] = c["id_count"]
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -121,7 +110,7 @@ def run(
     rows = read_parquet(Path("data/interim/rows.parquet"))
     led = ledger(rows, final)
     fates = check_ledger(led, final)
-    per_file = Counter(led.column("file").to_pylist())
+    per_file = {c["values"]: c["counts"] for c in pc.value_counts(led.column("file")).to_pylist()}
     inputs = []
     for export in exports.discover(raw_dir):
         m = export.manifest
@@ -163,7 +152,7 @@ def run(
         ],
         "stages": stages,
         "ledger": ledger_summary,
-        "by_round": by_round(final, rows),
+        "by_round": by_round(final),
     }
     schemas.check("round", manifest, outputs.manifest)
     write_parquet(outputs.ledger, led)

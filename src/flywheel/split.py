@@ -1,22 +1,27 @@
-"""Stage ``split``: train/eval by near-duplicate cluster, deterministic and sticky.
+"""Stage ``split``: representative sampling, then train/eval by near-duplicate cluster.
 
 A record's split is a pure function of its cluster id and ``split.seed``: the cluster's hash,
 read as a number in [0, 1), below ``split.eval_fraction`` means eval. So a whole cluster always
 lands in one split, and a record never changes split when later rounds, reviews or reorderings
 arrive: no state from earlier builds is needed, which a fresh clone does not have. Stratification
-by error category therefore holds in expectation; ``metrics/split.json`` reports the eval share of
-every category so a skew is visible. (docs/design.md explains why this beats a stateful greedy
-stratifier.) Records whose label's guideline action is ``exclude`` are excluded with that reason.
+by error category holds in expectation; ``metrics/split.json`` reports the eval share of every
+category so a skew is visible (docs/design.md says why this beats a stateful stratifier).
+
+Sampling, from ``split.sampling``: a category may be thinned by ``weight`` (the share of its
+clusters kept, chosen by hash, so the choice is sticky too) and capped at ``cap`` records, filled
+in round order, reviewed records first. Categories not listed are kept whole: rare, high-risk
+failures are the last thing to sample away. Records whose label's guideline action is
+``exclude``, and every record sampled away, end ``excluded`` with the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,6 +30,8 @@ from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.io import read_parquet, write_json, write_parquet
 
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+
 
 def unit_hash(seed: int, key: str) -> float:
     """A uniform number in [0, 1) from ``seed`` and ``key``."""
@@ -32,34 +39,118 @@ def unit_hash(seed: int, key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def unit_hashes(seed: int, keys: pa.ChunkedArray | pa.Array) -> Floats:
+    """``unit_hash`` of every key, computing each distinct key once."""
+    encoded = pc.dictionary_encode(pc.fill_null(keys, "")).combine_chunks()
+    distinct = np.array(
+        [unit_hash(seed, k) for k in encoded.dictionary.to_pylist()], dtype=np.float64
+    )
+    return np.asarray(distinct[encoded.indices.to_numpy(zero_copy_only=False)], dtype=np.float64)
+
+
 def assign(cluster_id: str, seed: int, eval_fraction: float) -> str:
     return "eval" if unit_hash(seed, cluster_id) < eval_fraction else "train"
 
 
-def apply(table: pa.Table, guidelines: Guidelines, seed: int, eval_fraction: float) -> pa.Table:
-    rows = table.to_pylist()
-    for row in rows:
-        if row["fate"] is not None:
-            continue
-        if guidelines.action_of(row["label"]) == "exclude":
-            row.update(
-                fate="excluded", fate_detail=f"label '{row['label']}' has guideline action exclude"
+def _strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, np.dtype[np.object_]]:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def apply(
+    table: pa.Table,
+    guidelines: Guidelines,
+    seed: int,
+    eval_fraction: float,
+    sampling: dict[str, dict[str, Any]] | None = None,
+) -> pa.Table:
+    fate = _strings(table.column("fate"))
+    detail = _strings(table.column("fate_detail"))
+    open_ = np.array([f is None for f in fate], dtype=bool)
+    excluded_labels = [
+        name for name in guidelines.label_names if guidelines.action_of(name) == "exclude"
+    ]
+    action = pc.fill_null(
+        pc.is_in(table.column("label"), value_set=pa.array(excluded_labels, pa.string())), False
+    )
+    dropped = open_ & np.asarray(action.to_numpy(zero_copy_only=False), dtype=bool)
+    labels = _strings(table.column("label"))
+    fate[dropped] = "excluded"
+    detail[dropped] = [f"label '{lab}' has guideline action exclude" for lab in labels[dropped]]
+    open_ &= ~dropped
+    _sample(table, seed, sampling or {}, open_, fate, detail)
+    split = np.full(table.num_rows, None, dtype=object)
+    u = unit_hashes(seed, table.column("cluster_id"))
+    split[open_] = np.where(u[open_] < eval_fraction, "eval", "train")
+    fate[open_] = split[open_]
+    return records.conform(
+        records.replace(
+            table,
+            split=pa.array(split, pa.string()),
+            fate=pa.array(fate, pa.string()),
+            fate_detail=pa.array(detail, pa.string()),
+        ),
+        sort=False,
+    )
+
+
+def _sample(
+    table: pa.Table,
+    seed: int,
+    sampling: dict[str, dict[str, Any]],
+    open_: np.ndarray[Any, np.dtype[np.bool_]],
+    fate: np.ndarray[Any, np.dtype[np.object_]],
+    detail: np.ndarray[Any, np.dtype[np.object_]],
+) -> None:
+    """Thin and cap the categories in ``sampling``, in place (``open_`` loses what is excluded)."""
+    if not sampling:
+        return
+    category = _strings(table.column("error_category"))
+    keep_u = unit_hashes(seed + 1, table.column("cluster_id"))
+    # Fill order for caps: earlier rounds first (their records are already in the splits), then
+    # reviewed records, then by id.
+    order = pc.sort_indices(
+        pa.table(
+            {
+                "round": table.column("round"),
+                "reviewed": pc.invert(table.column("reviewed")),
+                "id": table.column("id"),
+            }
+        ),
+        sort_keys=[("round", "ascending"), ("reviewed", "ascending"), ("id", "ascending")],
+    ).to_numpy()
+    for name, rule in sorted(sampling.items()):
+        members = open_ & (category == name)
+        weight = rule.get("weight")
+        if weight is not None:
+            thinned = members & (keep_u >= weight)
+            fate[thinned] = "excluded"
+            detail[thinned] = (
+                f"category {name} sampled at weight {weight} (split.sampling.{name}.weight)"
             )
-            continue
-        split = assign(row["cluster_id"], seed, eval_fraction)
-        row.update(split=split, fate=split, fate_detail=None)
-    return records.conform(records.from_rows(rows))
+            members &= ~thinned
+            open_ &= ~thinned
+        cap = rule.get("cap")
+        if cap is not None:
+            ranked = order[members[order]]
+            over = ranked[int(cap) :]
+            fate[over] = "excluded"
+            detail[over] = f"category {name} capped at {cap} records (split.sampling.{name}.cap)"
+            open_[over] = False
 
 
-def leakage(table: pa.Table) -> int:
-    """Clusters with members in both train and eval (must be zero)."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for cid, split in zip(
-        table.column("cluster_id").to_pylist(), table.column("split").to_pylist(), strict=True
-    ):
-        if split:
-            seen[cid].add(split)
-    return sum(1 for s in seen.values() if len(s) > 1)
+def leakage(table: pa.Table, pairs: pa.Table | None = None) -> dict[str, int]:
+    """Clusters with members in both splits, and near-duplicate pairs across them (both must be 0)."""
+    in_split = table.filter(pc.is_valid(table.column("split")))
+    grouped = in_split.group_by("cluster_id").aggregate([("split", "count_distinct")])
+    clusters = int(pc.sum(pc.greater(grouped.column("split_count_distinct"), 1)).as_py() or 0)
+    crossing = 0
+    if pairs is not None and pairs.num_rows:
+        ids = table.column("id")
+        split = table.column("split")
+        a = split.take(pc.index_in(pairs.column("a"), value_set=ids))
+        b = split.take(pc.index_in(pairs.column("b"), value_set=ids))
+        crossing = int(pc.sum(pc.fill_null(pc.not_equal(a, b), False)).as_py() or 0)
+    return {"leaking_clusters": clusters, "leaking_pairs": crossing}
 
 
 @dataclass(frozen=True)
@@ -71,33 +162,52 @@ class Outputs:
 
 
 def run(
-    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+    source: Path,
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    pairs_path: Path | None = None,
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
     table = apply(
-        read_parquet(source), guidelines, int(params["seed"]), float(params["eval_fraction"])
+        read_parquet(source),
+        guidelines,
+        int(params["seed"]),
+        float(params["eval_fraction"]),
+        params.get("sampling"),
     )
-    leaking = leakage(table)
-    if leaking:
+    pairs = read_parquet(pairs_path) if pairs_path is not None and pairs_path.exists() else None
+    leaks = leakage(table, pairs)
+    if any(leaks.values()):
         raise GateError(
-            f"{leaking} duplicate clusters have members in both train and eval; this is a bug in "
-            "split assignment, please report it with data/interim/dedup.parquet."
+            f"{leaks['leaking_clusters']} clusters and {leaks['leaking_pairs']} near-duplicate pairs "
+            "straddle train and eval; this is a bug in split assignment, please report it with "
+            "data/interim/dedup.parquet."
         )
     splits = table.column("split")
     train = table.filter(pc.equal(splits, "train"))
     evals = table.filter(pc.equal(splits, "eval"))
-    per_cat: dict[str, Counter[str]] = defaultdict(Counter)
-    for cat, split in zip(
-        table.column("error_category").to_pylist(), splits.to_pylist(), strict=True
-    ):
-        if split:
-            per_cat[cat][split] += 1
+    by = (
+        table.filter(pc.is_valid(splits))
+        .group_by(["error_category", "split"])
+        .aggregate([("id", "count")])
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in by.to_pylist():
+        counts.setdefault(row["error_category"], {"train": 0, "eval": 0})[row["split"]] = row[
+            "id_count"
+        ]
+    excluded = table.filter(pc.equal(table.column("fate"), "excluded"))
+    reasons = excluded.group_by("fate_detail").aggregate([("id", "count")]).to_pylist()
     metrics = {
         "train": train.num_rows,
         "eval": evals.num_rows,
-        "excluded": pc.sum(pc.equal(table.column("fate"), "excluded")).as_py() or 0,
-        "leaking_clusters": leaking,
+        "excluded": excluded.num_rows,
+        "excluded_by_reason": {
+            r["fate_detail"]: r["id_count"] for r in sorted(reasons, key=lambda r: r["fate_detail"])
+        },
+        **leaks,
         "eval_share_by_category": {
-            c: round(n["eval"] / (n["eval"] + n["train"]), 4) for c, n in sorted(per_cat.items())
+            c: round(n["eval"] / (n["eval"] + n["train"]), 4) for c, n in sorted(counts.items())
         },
     }
     write_parquet(outputs.records, table)
