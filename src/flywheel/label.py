@@ -54,7 +54,7 @@ def _codes(values: pa.Array, vocabulary: list[str]) -> np.ndarray[Any, np.dtype[
 
 
 def from_annotations(
-    table: pa.Table, labels: list[str], min_annotators: int, agree_share: float
+    table: pa.Table, labels: Sequence[str], min_annotators: int, agree_share: float
 ) -> pa.Table:
     """Columns label, label_status, label_guideline_version decided from annotations alone."""
     n = table.num_rows
