@@ -80,6 +80,7 @@ def test_table_rule_matches_the_one_record_rule(rows: list[tuple[str | None, lis
         record(f"s/{i}", response=" ".join(words) or "x", label=lab)
         for i, (lab, words) in enumerate(rows)
     ]
-    got = bucket.apply(table(recs), g, rules).to_pylist()
-    for rec, out in zip(recs, got, strict=True):
+    got = {r["id"]: r for r in bucket.apply(table(recs), g, rules).to_pylist()}
+    for rec in recs:
+        out = got[rec["id"]]
         assert (out["error_category"], out["category_source"]) == bucket.categorize(rec, g, rules)

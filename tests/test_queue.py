@@ -10,15 +10,7 @@ from flywheel import queue as stage
 from records_factory import record, table
 
 G = guidelines.load()
-PRIORITY = [
-    "guideline_changed",
-    "disagreement",
-    "conflicting_duplicates",
-    "high_risk",
-    "low_confidence",
-    "uncategorized",
-    "unlabeled",
-]
+PRIORITY = list(stage.ALL_REASONS)
 
 
 def test_reasons() -> None:

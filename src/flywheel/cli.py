@@ -7,6 +7,7 @@ the library becomes ``Error: <message>`` and exit status 1, here and only here.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="flywheel")
 def main() -> None:
     """A versioned dataset repository for the data flywheel of a fine-tuned LLM."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
 def repo_options(f: F) -> F:

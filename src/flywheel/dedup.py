@@ -1,90 +1,326 @@
-"""Stage ``dedup``: exact-duplicate clusters and the representative each keeps.
+"""Stage ``dedup``: exact and near-duplicate clusters, within a round and against earlier rounds.
 
-Two records are exact duplicates when the normalized text of every field in ``dedup.fields``
-matches. Within a cluster the representative is, in order: from the earliest round (a record
-already in an earlier round's splits is never displaced by a later one, so earlier rounds do not
-change when a round is added), reviewed, of higher risk, then the smallest id. The others get
-``duplicate_of`` and the fate ``duplicate``. A cluster whose members carry different final labels
-queues its representative with the reason ``conflicting_duplicates``.
+Records are compared on the normalized text of ``dedup.fields``. Exact duplicates share a key
+(a hash of that text); near-duplicates are keys whose MinHash-estimated Jaccard similarity of
+shingle sets reaches ``dedup.threshold`` (``flywheel.minhash``; LSH bands and rows derived from
+the threshold). Signatures are kept per key in ``data/cache/minhash.parquet`` with the
+parameters that make them comparable, so a rebuild computes them only for new text.
+
+Clusters are built round by round, so adding a round never changes an earlier one:
+
+1. keys are visited in the order of the round that first delivered them;
+2. a new key with a near-duplicate in an earlier round joins that round's cluster (the earliest,
+   when it touches several, and then none of its records is kept, so no kept record can sit
+   beside a near-duplicate in another cluster, and so in another split);
+3. the remaining new keys form clusters among themselves (connected components);
+4. each cluster keeps up to ``dedup.cluster_cap`` records, filled in round order and, within a
+   round, by ``dedup.representative`` (``reviewed`` first, higher ``risk``, ``earliest``); the
+   first kept is the representative, the others that are not kept get ``duplicate_of`` it and
+   the fate ``duplicate``.
+
+A cluster whose members carry different final labels queues its representative with the reason
+``conflicting_duplicates``. The verified near-duplicate pairs are written for the split stage's
+leakage check.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from flywheel import records
+from flywheel import minhash, records
+from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest import normalize
 from flywheel.io import read_parquet, write_json, write_parquet
 
+log = logging.getLogger(__name__)
+Ints = npt.NDArray[np.int64]
 RISK_ORDER = {"high": 0, "medium": 1, "low": 2, "none": 3}
+RULES = ("reviewed", "risk", "earliest")
+PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string())])
 
 
 def dedup_key(row: dict[str, Any], fields: list[str]) -> str:
+    """The exact-duplicate key of one record (the rule ``keys`` vectorizes)."""
     joined = "\x1f".join(normalize(row[f]) for f in fields)
     return hashlib.blake2b(joined.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def representative_order(row: dict[str, Any], guidelines: Guidelines) -> tuple[Any, ...]:
-    risk = RISK_ORDER.get(guidelines.risk_of(row["error_category"]), 1)
-    return (row["round"], not row["reviewed"], risk, row["id"])
+def keys(table: pa.Table, fields: list[str]) -> pa.ChunkedArray:
+    """``dedup_key`` of every record; ingest's content_hash already is it for prompt + response."""
+    if fields == ["prompt", "response"]:
+        return table.column("content_hash")
+    texts = zip(*(table.column(f).to_pylist() for f in fields), strict=True)
+    return pa.chunked_array(
+        [pa.array([dedup_key(dict(zip(fields, t, strict=True)), fields) for t in texts])]
+    )
 
 
-def apply(table: pa.Table, guidelines: Guidelines, fields: list[str]) -> pa.Table:
-    rows = table.to_pylist()
-    clusters: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        clusters[dedup_key(row, fields)].append(row)
-    for key, members in clusters.items():
-        members.sort(key=lambda r: representative_order(r, guidelines))
-        rep = members[0]
-        labels = {m["label"] for m in members if m["label"] is not None}
-        for m in members:
-            m["cluster_id"] = "c-" + key[:16]
-        for m in members[1:]:
-            m.update(
-                duplicate_of=rep["id"],
-                fate="duplicate",
-                fate_detail=f"exact duplicate of {rep['id']}",
+def minhash_params(params: dict[str, Any]) -> minhash.MinHashParams:
+    try:
+        return minhash.MinHashParams(
+            seed=int(params["seed"]),
+            num_perm=int(params["num_perm"]),
+            shingle=params["shingle"],
+            k=int(params["k"]),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"params.yaml: dedup: {exc}") from None
+
+
+def sign(
+    texts: pa.Array, key_hex: list[str], mh: minhash.MinHashParams, cache: Path | None
+) -> tuple[npt.NDArray[np.uint32], int]:
+    """Signatures of ``texts`` (one per key), reusing cached ones; also how many were computed."""
+    sigs = np.zeros((len(key_hex), mh.num_perm), dtype=np.uint32)
+    todo = np.ones(len(key_hex), dtype=bool)
+    if cache is not None and cache.exists():
+        try:
+            old_ids, old_sigs = minhash.load_signatures(cache, mh)
+        except (minhash.SignatureParamsError, minhash.SignatureFileError):
+            old_ids, old_sigs = [], np.zeros((0, mh.num_perm), dtype=np.uint32)  # recompute all
+        if old_ids:
+            at = pc.index_in(pa.array(key_hex), value_set=pa.array(old_ids)).to_numpy(
+                zero_copy_only=False
             )
-        if len(labels) > 1:
-            rep["queue_reasons"] = ["conflicting_duplicates"]
-    return records.conform(records.from_rows(rows))
+            hit = ~np.isnan(at.astype(float))
+            sigs[hit] = old_sigs[at[hit].astype(np.int64)]
+            todo = ~hit
+    if todo.any():
+        sigs[todo] = minhash.signatures(texts.take(pa.array(np.flatnonzero(todo))), mh)
+    return sigs, int(todo.sum())
+
+
+def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.bool_]]:
+    """Cluster ordinal of every key (keys indexed in first-delivery order), round by round.
+
+    Returns ``(cluster, attached)``: the ordinal of each key's cluster (clusters numbered in the
+    order they were founded) and whether the key joined an earlier round's cluster.
+    """
+    n = len(first_round)
+    cluster = np.full(n, -1, dtype=np.int64)
+    attached = np.zeros(n, dtype=bool)
+    next_id = 0
+    for rnd in np.unique(first_round):
+        new = first_round == rnd
+        if len(pairs):
+            a, b = pairs[:, 0], pairs[:, 1]
+            cross_a = new[a] & (cluster[b] >= 0)
+            cross_b = new[b] & (cluster[a] >= 0)
+            target = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(target, a[cross_a], cluster[b[cross_a]])
+            np.minimum.at(target, b[cross_b], cluster[a[cross_b]])
+            joined = new & (target < np.iinfo(np.int64).max)
+            cluster[joined] = target[joined]
+            attached |= joined
+            free = new & ~joined
+            inner = pairs[free[a] & free[b]]
+        else:
+            free, inner = new, pairs[:0]
+        roots = minhash.clusters(n, inner)
+        founders = np.flatnonzero(free & (roots == np.arange(n)))
+        ordinal = np.full(n, -1, dtype=np.int64)
+        ordinal[founders] = np.arange(next_id, next_id + len(founders))
+        cluster[free] = ordinal[roots[free]]
+        next_id += len(founders)
+    return cluster, attached
+
+
+def apply(
+    table: pa.Table, guidelines: Guidelines, params: dict[str, Any], cache: Path | None = None
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Cluster ``table``; returns the records, the near-duplicate pairs (ids) and counts."""
+    n = table.num_rows
+    fields = list(params["fields"])
+    encoded = pc.dictionary_encode(keys(table, fields)).combine_chunks()
+    key_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    key_hex = encoded.dictionary.to_pylist()
+    rounds = table.column("round").to_numpy(zero_copy_only=False).astype(np.int64)
+    first_round = np.full(len(key_hex), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_round, key_of, rounds)
+    first_row = np.full(len(key_hex), n, dtype=np.int64)
+    np.minimum.at(first_row, key_of, np.arange(n))
+    # Keys in first-delivery order (round, then table order): cluster ordinals follow it.
+    order = np.lexsort((first_row, first_round))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    text = pc.binary_join_element_wise(*(table.column(f) for f in fields), "\n").combine_chunks()
+    mh = minhash_params(params)
+    sigs, computed = sign(
+        text.take(pa.array(first_row[order])), [key_hex[k] for k in order], mh, cache
+    )
+    pairs = (
+        minhash.near_duplicates(sigs, float(params["threshold"]))
+        if len(order) > 1
+        else np.zeros((0, 2), np.int64)
+    )
+    cluster, attached = cluster_keys(first_round[order], pairs)
+    rec_cluster = cluster[rank[key_of]]
+    rec_attached = attached[rank[key_of]]
+
+    keep_rank = _fill_order(
+        table, guidelines, rec_cluster, list(params.get("representative", RULES))
+    )
+    cap = int(params.get("cluster_cap", 1))
+    kept = (keep_rank < cap) & ~rec_attached
+    rep_pos = np.full(int(rec_cluster.max(initial=-1)) + 1, -1, dtype=np.int64)
+    founders = keep_rank == 0
+    rep_pos[rec_cluster[founders]] = np.flatnonzero(founders)
+    ids = table.column("id").combine_chunks()
+    id_arr = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+    rep_ids = id_arr[rep_pos[rec_cluster]]
+    dup = ~kept
+    duplicate_of = np.where(dup, rep_ids, None)
+    fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
+    detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
+    exact = np.zeros(n, dtype=bool)
+    exact[dup] = key_of[dup] == key_of[rep_pos[rec_cluster[dup]]]
+    fate[dup] = "duplicate"
+    detail[dup] = np.where(exact[dup], "exact duplicate of ", "near duplicate of ") + rep_ids[
+        dup
+    ].astype(str)
+    cluster_hex = np.array([key_hex[key_of[p]][:16] for p in rep_pos], dtype=object)
+    reasons = _conflicts(table, rec_cluster, founders)
+    out = records.replace(
+        table,
+        cluster_id=pa.array(
+            np.char.add("c-", cluster_hex[rec_cluster].astype(str)).astype(object), pa.string()
+        ),
+        duplicate_of=pa.array(duplicate_of, pa.string()),
+        fate=pa.array(fate, pa.string()),
+        fate_detail=pa.array(detail, pa.string()),
+        queue_reasons=pa.array(reasons, pa.list_(pa.string())),
+    )
+    first_kept = _kept_record_of_key(kept, key_of, len(key_hex))
+    pair_ids = pa.table(
+        {
+            "a": pa.array(
+                id_arr[first_kept[order[pairs[:, 0]]]] if len(pairs) else [], pa.string()
+            ),
+            "b": pa.array(
+                id_arr[first_kept[order[pairs[:, 1]]]] if len(pairs) else [], pa.string()
+            ),
+        },
+        schema=PAIRS_SCHEMA,
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        minhash.save_signatures(cache, [key_hex[k] for k in order], sigs, mh)
+    counts = {
+        "keys": len(key_hex),
+        "near_duplicate_pairs": len(pairs),
+        "signatures_computed": computed,
+        "signatures_reused": len(key_hex) - computed,
+        "exact_duplicates": int((dup & exact).sum()),
+        "near_duplicates": int((dup & ~exact).sum()),
+    }
+    return records.conform(out, sort=False), pair_ids, counts
+
+
+def _fill_order(table: pa.Table, guidelines: Guidelines, cluster: Ints, rules: list[str]) -> Ints:
+    """Each record's position in its cluster's fill order: round first, then ``rules``, then id."""
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise ConfigError(
+            f"params.yaml: dedup.representative has unknown rule {unknown[0]!r}; rules are {', '.join(RULES)}."
+        )
+    cats = table.column("error_category").to_pylist()
+    risk_of = {c: RISK_ORDER.get(guidelines.risk_of(c), 1) for c in set(cats)}
+    columns: dict[str, Any] = {
+        "cluster": cluster,
+        "round": table.column("round").to_numpy(zero_copy_only=False),
+        "reviewed": ~np.asarray(
+            table.column("reviewed").to_numpy(zero_copy_only=False), dtype=bool
+        ),
+        "risk": np.array([risk_of[c] for c in cats], dtype=np.int64),
+        "earliest": pc.binary_join_element_wise(
+            table.column("export_id"), table.column("origin"), "\x1f"
+        ),
+        "id": table.column("id"),
+    }
+    sort_keys = (
+        [("cluster", "ascending"), ("round", "ascending")]
+        + [(r, "ascending") for r in rules]
+        + [("id", "ascending")]
+    )
+    order = pc.sort_indices(pa.table(columns), sort_keys=sort_keys).to_numpy()
+    sorted_cluster = cluster[order]
+    start = np.r_[0, np.flatnonzero(np.diff(sorted_cluster)) + 1]
+    group_start = np.repeat(start, np.diff(np.r_[start, len(order)]))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order)) - group_start
+    return position
+
+
+def _conflicts(
+    table: pa.Table, cluster: Ints, founders: npt.NDArray[np.bool_]
+) -> list[list[str] | None]:
+    """``["conflicting_duplicates"]`` for the representative of a cluster with several labels."""
+    labelled = pa.table({"cluster": cluster, "label": table.column("label")}).filter(
+        pc.is_valid(table.column("label"))
+    )
+    counts = labelled.group_by("cluster").aggregate([("label", "count_distinct")])
+    conflicted = (
+        counts.filter(pc.greater(counts.column("label_count_distinct"), 1))
+        .column("cluster")
+        .to_numpy()
+    )
+    carried = table.column("queue_reasons").to_pylist()
+    mark = founders & np.isin(cluster, conflicted)
+    return [
+        [*(c or []), "conflicting_duplicates"]
+        if m and "conflicting_duplicates" not in (c or [])
+        else c
+        for c, m in zip(carried, mark, strict=True)
+    ]
+
+
+def _kept_record_of_key(kept: npt.NDArray[np.bool_], key_of: Ints, n_keys: int) -> Ints:
+    """For each key, a kept record of it if any (the first), else its first record."""
+    first_any = np.full(n_keys, len(kept), dtype=np.int64)
+    np.minimum.at(first_any, key_of, np.arange(len(kept)))
+    first_kept = np.full(n_keys, len(kept), dtype=np.int64)
+    np.minimum.at(first_kept, key_of[kept], np.flatnonzero(kept))
+    return np.where(first_kept < len(kept), first_kept, first_any)
 
 
 @dataclass(frozen=True)
 class Outputs:
     records: Path = Path("data/interim/dedup.parquet")
+    pairs: Path = Path("data/interim/pairs.parquet")
+    cache: Path = Path("data/cache/minhash.parquet")
     metrics: Path = Path("metrics/dedup.json")
 
 
 def run(
     source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
 ) -> dict[str, Any]:
-    table = apply(read_parquet(source), guidelines, list(params["fields"]))
-    dups = table.column("duplicate_of").to_pylist()
-    clusters = table.column("cluster_id").to_pylist()
-    sizes: dict[str, int] = defaultdict(int)
-    for c in clusters:
-        sizes[c] += 1
+    table, pairs, counts = apply(read_parquet(source), guidelines, params, outputs.cache)
+    # Cache hits depend on what earlier builds left, not on the inputs: logged, not a metric,
+    # so that the same inputs give byte-identical metrics.
+    computed, reused = counts.pop("signatures_computed"), counts.pop("signatures_reused")
+    log.info("dedup: %d signatures computed, %d reused from %s", computed, reused, outputs.cache)
+    sizes = table.group_by("cluster_id").aggregate([("id", "count")]).column("id_count").to_numpy()
+    reasons = table.column("queue_reasons").to_pylist()
     metrics = {
         "records": table.num_rows,
-        "duplicates": sum(d is not None for d in dups),
+        "duplicates": counts["exact_duplicates"] + counts["near_duplicates"],
+        **counts,
         "clusters": len(sizes),
-        "clusters_with_duplicates": sum(1 for n in sizes.values() if n > 1),
-        "largest_cluster": max(sizes.values(), default=0),
-        "conflicting_clusters": sum(
-            1
-            for r in table.column("queue_reasons").to_pylist()
-            if r and "conflicting_duplicates" in r
-        ),
+        "clusters_with_duplicates": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max(initial=0)),
+        "conflicting_clusters": sum(1 for r in reasons if r and "conflicting_duplicates" in r),
     }
     write_parquet(outputs.records, table)
+    write_parquet(outputs.pairs, pairs)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -151,12 +151,10 @@ def run(
     )
     known = set(table.column("id").to_pylist()) if decisions else set()
     unknown = sorted(d.origin + " " + d.id for d in decisions.values() if d.id not in known)
-    status = pc.value_counts(labeled.column("label_status")).to_pylist()
-    labels = pc.value_counts(pc.drop_null(labeled.column("label"))).to_pylist()
     metrics = {
         "records": labeled.num_rows,
-        "status": {x["values"]: x["counts"] for x in sorted(status, key=lambda x: x["values"])},
-        "labels": {x["values"]: x["counts"] for x in sorted(labels, key=lambda x: x["values"])},
+        "status": records.counts(labeled.column("label_status")),
+        "labels": records.counts(labeled.column("label")),
         "review_decisions": len(decisions),
         "reviews_applied": len(decisions) - len(unknown),
         # A decision for an id no export delivered is usually a typo in the id: shown, not fatal.

@@ -37,7 +37,9 @@ def _stages() -> dict[
         "bucket": lambda r, p, g: bucket.run(label.Outputs().records, g, p["bucket"]),
         "dedup": lambda r, p, g: dedup.run(bucket.Outputs().records, g, p["dedup"]),
         "queue": lambda r, p, g: queue.run(dedup.Outputs().records, g, p["queue"]),
-        "split": lambda r, p, g: split.run(queue.Outputs().records, g, p["split"]),
+        "split": lambda r, p, g: split.run(
+            queue.Outputs().records, g, p["split"], dedup.Outputs().pairs
+        ),
         "report": lambda r, p, g: report.run(
             Path(p["ingest"]["raw_dir"]), r.reviews, r.guidelines, g, p
         ),

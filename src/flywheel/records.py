@@ -104,3 +104,9 @@ def with_column(
         values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
     )
     return table.set_column(index, field, array)
+
+
+def counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """How often each non-null value occurs, sorted by value (for metrics)."""
+    found = pc.value_counts(pc.drop_null(column)).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(found, key=lambda c: c["values"])}

@@ -55,8 +55,7 @@ def check_ledger(table: pa.Table, final: pa.Table) -> dict[str, int]:
         )
     if problems:
         raise GateError("The ledger does not balance: " + "; ".join(problems) + ".")
-    counts = pc.value_counts(table.column("fate")).to_pylist()
-    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+    return records.counts(table.column("fate"))
 
 
 def fingerprint(
@@ -110,7 +109,7 @@ def run(
     rows = read_parquet(Path("data/interim/rows.parquet"))
     led = ledger(rows, final)
     fates = check_ledger(led, final)
-    per_file = {c["values"]: c["counts"] for c in pc.value_counts(led.column("file")).to_pylist()}
+    per_file = records.counts(led.column("file"))
     inputs = []
     for export in exports.discover(raw_dir):
         m = export.manifest

@@ -13,13 +13,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flywheel import exports, guidelines, params, records, reviews, schemas
+from flywheel.dedup import PAIRS_SCHEMA
 from flywheel.errors import FlywheelError
+from flywheel.ingest import ROWS_SCHEMA
 
 RECORD_TABLES = ("data/interim/*.parquet", "data/splits/*.parquet")
-NOT_RECORDS = {"rows.parquet"}
+# Outputs that are not record tables, with the Arrow schema each must have.
+OTHER_TABLES = {
+    "data/interim/rows.parquet": ROWS_SCHEMA,
+    "data/ledger.parquet": ROWS_SCHEMA,
+    "data/interim/pairs.parquet": PAIRS_SCHEMA,
+}
 
 
 @dataclass
@@ -72,6 +81,22 @@ def _records(path: Path) -> list[str]:
     return out
 
 
+def _table(path: Path, schema: pa.Schema) -> list[str]:
+    found = pq.read_schema(path).remove_metadata()
+    if found != schema:
+        return [
+            f"columns are {found.names} of types {[str(t) for t in found.types]}, expected {schema}"
+        ]
+    if path.name == "ledger.parquet":
+        fates = pq.read_table(path, columns=["fate"]).column("fate")
+        bad = pc.sum(
+            pc.invert(pc.fill_null(pc.is_in(fates, value_set=pa.array(records.FATES)), False))
+        ).as_py()
+        if bad:
+            return [f"{bad} rows have no terminal fate"]
+    return []
+
+
 def _json(path: Path, schema: str) -> list[str]:
     return schemas.errors(schema, json.loads(path.read_text(encoding="utf-8")))
 
@@ -93,8 +118,12 @@ def validate_repo(root: Path, params_path: Path, guidelines_path: Path) -> Resul
         result.check(path, partial(_jsonl, path, "review"))
     for pattern in RECORD_TABLES:
         for path in sorted(root.glob(pattern)):
-            if path.name not in NOT_RECORDS:
+            name = path.relative_to(root).as_posix()
+            if name not in OTHER_TABLES:
                 result.check(path, partial(_records, path))
+    for name, schema in OTHER_TABLES.items():
+        if (root / name).exists():
+            result.check(root / name, partial(_table, root / name, schema))
     for path, schema in (
         (root / "data/queue.jsonl", "queue"),
         (root / "reports/round.json", "round"),
