@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -145,3 +147,17 @@ def test_dedup_is_idempotent(responses: list[str]) -> None:
     once, _, _ = dedup.apply(t, G, P)
     twice, _, _ = dedup.apply(once, G, P)
     assert twice.equals(once)
+
+
+def test_stage_pairs_reach_precision_and_recall_against_exact_jaccard() -> None:
+    """The pairs the stage clusters on, against exact Jaccard on tests/test_minhash.py's corpus."""
+    from test_minhash import banking77_texts, exact_pairs, perturbed_corpus, reference_shingles
+
+    corpus = perturbed_corpus(banking77_texts("train")[:1500], 4500, seed=11)
+    truth = set(exact_pairs([reference_shingles(t) for t in corpus], P["threshold"]))
+    mh = dedup.minhash_params(P)
+    found = dedup.near_pairs(minhash.signatures(corpus, mh), pa.array(corpus), P["threshold"], mh)
+    got = {(int(a), int(b)) for a, b in np.sort(found, axis=1)}
+    hits = len(got & truth)
+    assert len(truth) > 300
+    assert hits / len(got) >= 0.95 and hits / len(truth) >= 0.95
