@@ -1,0 +1,321 @@
+"""Text to shingle-hash sets: normalization, shingling, and the hashing primitives under them.
+
+Steps 1 and 2 of the near-duplicate pipeline described in ``flywheel.minhash``:
+
+1. ``normalize``: NFKC, casefold, whitespace runs to one space, ends trimmed (the same text
+   ``flywheel.ingest.normalize`` judges exact duplicates on).
+2. shingles: character k-grams (``shingle="char"``) or word k-grams (``"word"``) of the normalized
+   UTF-8 text, each hashed to uint32 from a polynomial prefix hash of its bytes.
+
+``shingle_hashes`` gives each record's set of shingle hashes as ``Shingles``, the sets that exact
+Jaccard is about (``shingle_sets``: the same as Python sets, for tests); ``flywheel.minhash``
+turns the same hashes into signatures. ``_fmix64`` and ``_stream`` also make the LSH band keys
+(``flywheel.lsh``). Any change here that changes a shingle hash changes signatures: bump
+``SCHEME_VERSION``. ``flywheel.minhash`` re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flywheel.minhash_params import (
+    _U64,
+    DEFAULT_PARAMS,
+    Int64Array,
+    MinHashParams,
+    ShingleKind,
+    TextInput,
+    UInt32Array,
+    UInt64Array,
+)
+
+__all__ = ["Shingles", "normalize", "shingle_hashes", "shingle_sets"]
+
+
+class Shingles(NamedTuple):
+    """Shingle-hash sets of ``n`` records: record ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``.
+
+    Attributes:
+        hashes: ``(n_shingles,)`` uint32, sorted and distinct within each record.
+        offsets: ``(n+1,)`` int64, ``offsets[0] == 0``; every record has at least one shingle.
+    """
+
+    hashes: UInt32Array
+    offsets: Int64Array
+
+
+# --- normalization --------------------------------------------------------------------------
+
+# Python's str.isspace() among bytes below 0x80: \t \n \v \f \r, the separators 0x1c-0x1f and
+# space. Bytes of multi-byte UTF-8 characters are >= 0x80, so byte operations never touch them.
+_IS_SPACE = np.zeros(256, dtype=bool)
+_IS_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+
+def _normalize_one(text: str) -> str:
+    """The definition; the same as ``flywheel.ingest.normalize``, which judges exact duplicates,
+    so texts that are exact duplicates there get identical signatures here."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _text_array(texts: TextInput) -> Any:
+    """Texts as one Arrow string or large_string array without nulls."""
+    if isinstance(texts, pa.ChunkedArray):
+        arr = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    elif isinstance(texts, pa.Array):
+        arr = texts
+    elif isinstance(texts, str):
+        raise ValueError("Texts must be a sequence of strings, not one string; wrap it: [text].")
+    else:
+        arr = pa.array(texts, type=pa.string())
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        raise ValueError(f"Texts must be strings, but the Arrow array has type {arr.type}.")
+    if arr.null_count:
+        first = pc.index(pc.is_null(arr), True).as_py()
+        raise ValueError(
+            f"Texts contain {arr.null_count} missing values, the first at row {first}; drop "
+            "those rows or replace them with empty strings before computing signatures."
+        )
+    return arr
+
+
+def _utf8(arr: Any) -> tuple[npt.NDArray[np.uint8], Int64Array]:
+    """Zero-copy UTF-8 bytes ``(total,)`` and row offsets ``(n+1,)`` (from 0) of a string array."""
+    offset_type = np.int32 if pa.types.is_string(arr.type) else np.int64
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=offset_type)[arr.offset : arr.offset + len(arr) + 1]
+    offsets = offsets.astype(np.int64)
+    if data_buf is None or offsets[-1] == offsets[0]:
+        return np.zeros(0, dtype=np.uint8), offsets - offsets[0]
+    data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data, offsets - offsets[0]
+
+
+def _normalized_utf8(arr: Any) -> tuple[npt.NDArray[np.uint8], Int64Array]:
+    """Normalized UTF-8 bytes ``(total,)`` and offsets ``(n+1,)`` of an Arrow string array.
+
+    Rows with non-ASCII characters are normalized per row in Python (exact Unicode; pyarrow has
+    no casefold). For ASCII, NFKC is the identity and casefold is lowercasing, so the rest is
+    byte work over all rows at once: lowercase ASCII letters; of each whitespace run keep the
+    first byte, as a space, if non-whitespace follows in the same record, and drop the rest. That
+    leaves the Python-normalized rows unchanged. A pyarrow regex kernel for the whitespace
+    measured 3x slower, and so did sending every row with odd whitespace to Python on texts
+    with newlines.
+    """
+    non_ascii = pc.invert(pc.string_is_ascii(arr))
+    if pc.any(non_ascii).as_py():
+        slow = [_normalize_one(t) for t in arr.filter(non_ascii).to_pylist()]
+        arr = pc.replace_with_mask(arr, non_ascii, pa.array(slow, type=arr.type))
+    data, offsets = _utf8(arr)
+    # Arithmetic rather than table lookups: a 256-entry fancy index measured 10x slower.
+    out = data + ((data - np.uint8(ord("A"))) < 26).view(np.uint8) * np.uint8(32)
+    low = np.flatnonzero(data <= 0x20)  # whitespace is among these
+    spaces = low[_IS_SPACE[data[low]]]  # (s,) positions of whitespace bytes, ascending
+    if spaces.size == 0:
+        return out, offsets
+    # Runs of consecutive whitespace bytes: where each starts, and the position after it.
+    first = np.ones(spaces.size, dtype=bool)
+    first[1:] = spaces[1:] != spaces[:-1] + 1
+    starts = np.flatnonzero(first)
+    run_first = spaces[starts]
+    after_run = spaces[np.append(starts[1:], spaces.size) - 1] + 1
+    # Inner: neither the run's first byte nor the byte after the run starts a record (the end of
+    # the data counts as one), and for longer runs no record starts inside the run.
+    record_start = np.zeros(data.size + 1, dtype=bool)
+    record_start[offsets] = True
+    inner = ~record_start[run_first] & ~record_start[after_run]
+    longer = np.flatnonzero(after_run - run_first > 1)
+    if longer.size:
+        inside = np.searchsorted(offsets, run_first[longer], side="right") != np.searchsorted(
+            offsets, after_run[longer] - 1, side="right"
+        )
+        inner[longer[inside]] = False
+    keep = np.zeros(spaces.size, dtype=bool)
+    keep[starts[inner]] = True
+    out[run_first[inner]] = 0x20
+    drop = spaces[~keep]
+    if drop.size == 0:
+        return out, offsets
+    return np.delete(out, drop), offsets - np.searchsorted(drop, offsets)
+
+
+def _string_array(data: npt.NDArray[np.uint8], offsets: Int64Array) -> Any:
+    large = offsets[-1] > np.iinfo(np.int32).max
+    kind, offset_type = (pa.large_string(), np.int64) if large else (pa.string(), np.int32)
+    buffers = [None, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(data.copy())]
+    return pa.Array.from_buffers(kind, offsets.size - 1, buffers)
+
+
+def normalize(texts: TextInput) -> Any:
+    """NFKC, casefold, whitespace runs (``str.isspace``) to one space, ends trimmed.
+
+    Equal to ``" ".join(unicodedata.normalize("NFKC", t).casefold().split())`` for every text,
+    computed with byte operations for ASCII rows and per row only for non-ASCII rows.
+
+    Args:
+        texts: ``n`` strings (sequence, Arrow string array or chunked array), no nulls.
+
+    Returns:
+        Arrow string array, length ``n``.
+    """
+    return _string_array(*_normalized_utf8(_text_array(texts)))
+
+
+# --- hashing primitives ---------------------------------------------------------------------
+
+_FMIX_1, _FMIX_2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
+_POLY_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_POLY_BASE_INV = pow(_POLY_BASE, -1, 2**64)
+
+
+def _stream(salt: int, count: int) -> UInt64Array:
+    """``count`` distinct uint64 values for a salt: inputs to fmix64 for random constants."""
+    return _U64(salt) + np.arange(count, dtype=np.uint64) * _U64(0x9E3779B97F4A7C15)
+
+
+def _fmix64(h: UInt64Array) -> UInt64Array:
+    """MurmurHash3's 64-bit finalizer: a bijection whose every output bit depends on every input."""
+    h = h ^ (h >> _U64(33))
+    h *= _FMIX_1
+    h ^= h >> _U64(33)
+    h *= _FMIX_2
+    h ^= h >> _U64(33)
+    return h
+
+
+_POWER_CACHE: dict[int, UInt64Array] = {}
+
+
+def _powers(base: int, count: int) -> UInt64Array:
+    """``base**i mod 2**64`` for ``i`` in ``0..count-1``; uint64 wraps, which is the modulus.
+
+    Kept between batches (read-only, grown by doubling): recomputing the sequential
+    ``cumprod`` per batch measured a quarter of the shingle time.
+    """
+    table = _POWER_CACHE.get(base)
+    if table is None or table.size < count:
+        size = max(count, 2 * (0 if table is None else table.size), 1 << 16)
+        table = np.full(size, _U64(base), dtype=np.uint64)
+        table[:1] = 1
+        np.cumprod(table, out=table)
+        table.flags.writeable = False
+        _POWER_CACHE[base] = table
+    return table[:count]
+
+
+# --- shingles -------------------------------------------------------------------------------
+
+
+def _units(
+    data: npt.NDArray[np.uint8], offsets: Int64Array, shingle: ShingleKind
+) -> tuple[Int64Array, Int64Array]:
+    """Byte start and end (exclusive), each ``(units,)``, of every character or word."""
+    total = data.size
+    if shingle == "char":
+        starts = np.flatnonzero((data & 0xC0) != 0x80)  # not a UTF-8 continuation byte
+        return starts, np.append(starts[1:], total)
+    # Normalized text has single spaces and none at the ends, so words are the runs between.
+    nonempty = offsets[1:] > offsets[:-1]
+    spaces = np.flatnonzero(data == 0x20)
+    is_start = np.zeros(total + 1, dtype=bool)
+    is_start[spaces + 1] = True
+    is_start[offsets[:-1][nonempty]] = True
+    is_end = np.zeros(total + 1, dtype=bool)
+    is_end[spaces] = True
+    is_end[offsets[1:][nonempty]] = True
+    return np.flatnonzero(is_start), np.flatnonzero(is_end)
+
+
+def _shingles(
+    data: npt.NDArray[np.uint8], offsets: Int64Array, shingle: ShingleKind, k: int
+) -> tuple[UInt32Array, Int64Array]:
+    """Shingle hashes of normalized UTF-8 texts; see ``shingle_hashes``.
+
+    A shingle starts at each unit (character or word) that has ``k - 1`` more units after it in
+    its record; a record of fewer than ``k`` units is one shingle, and the empty record is the
+    empty string. The shingle's hash is the hash of its bytes, so it does not depend on the batch.
+    """
+    n, total = offsets.size - 1, data.size
+    if shingle == "char" and not (data >= 0x80).any():  # ASCII: one byte per character
+        first, count, n_units = offsets[:-1], np.diff(offsets), total
+        starts = ends = None
+    else:
+        starts, ends = _units(data, offsets, shingle)
+        n_units = starts.size
+        first = np.searchsorted(starts, offsets[:-1])  # (n,) first unit of each record
+        count = np.searchsorted(starts, offsets[1:]) - first  # (n,) units per record
+    # Units that start a shingle: all but the last min(count, k) - 1 of each record.
+    record_end = first + count
+    tail = record_end[:, None] - np.arange(1, k)  # (n, k-1) last units of each record
+    starts_shingle = np.ones(n_units, dtype=bool)
+    starts_shingle[tail[tail > first[:, None]]] = False  # a record's first unit always starts one
+    unit = np.flatnonzero(starts_shingle)
+    short = np.flatnonzero((count > 0) & (count < k))  # one shingle: the whole text
+    at_short = np.searchsorted(unit, first[short])
+    # Polynomial prefix hash of the bytes (+1 so that zero bytes count): the hash of bytes
+    # [lo, hi) is (P[hi] - P[lo]) * base**-lo, the same wherever the shingle sits. All arithmetic
+    # is modulo 2**64 by uint64 wraparound. This costs a few array passes; calling xxhash once
+    # per shingle from Python measured 5-7x slower than this whole function. Polynomial hashes
+    # collide only for adversarial strings thousands of bytes long; fmix64 spreads the bits.
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    np.cumsum((data + _U64(1)) * _powers(_POLY_BASE, total), out=prefix[1:])
+    inverse = _powers(_POLY_BASE_INV, total + 1)
+    if starts is None or ends is None:
+        # ASCII characters: every k-byte window at once, then pick the shingle starts (one
+        # gather instead of three); short records are patched after.
+        width = max(total - k + 1, 1)
+        window = prefix[:1]  # a placeholder when every record is short
+        if total >= k:
+            window = (prefix[k : k + width] - prefix[:width]) * inverse[:width]
+        poly = window[np.minimum(unit, width - 1)]
+        lo, hi = first[short], record_end[short]
+        poly[at_short] = (prefix[hi] - prefix[lo]) * inverse[lo]
+    else:
+        lo, hi = starts[unit], ends[np.minimum(unit + (k - 1), n_units - 1)]
+        hi[at_short] = offsets[1:][short]
+        poly = (prefix[hi] - prefix[lo]) * inverse[lo]
+    hashes = (_fmix64(poly) >> _U64(32)).astype(np.uint32)
+    per_record = np.where(count > 0, np.maximum(count - k + 1, 1), 1)
+    shingle_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_record, out=shingle_offsets[1:])
+    empty = np.flatnonzero(count == 0)
+    if empty.size:  # the empty string hashes to fmix64(0) >> 32 == 0
+        hashes = np.insert(hashes, shingle_offsets[empty] - np.arange(empty.size), np.uint32(0))
+    return hashes, shingle_offsets
+
+
+def _distinct(hashes: UInt32Array, offsets: Int64Array) -> Shingles:
+    """Each record's shingle hashes sorted and without repeats: the set that Jaccard is about."""
+    n = offsets.size - 1
+    record = np.repeat(np.arange(n, dtype=np.uint64), np.diff(offsets))
+    keys = (record << _U64(32)) | hashes
+    keys.sort()
+    distinct = np.ones(keys.size, dtype=bool)
+    distinct[1:] = keys[1:] != keys[:-1]
+    keys = keys[distinct]
+    counts = np.bincount((keys >> _U64(32)).astype(np.int64), minlength=n)
+    out = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return Shingles(keys.astype(np.uint32), out)
+
+
+def shingle_hashes(texts: TextInput, params: MinHashParams = DEFAULT_PARAMS) -> Shingles:
+    """The set of shingle hashes of every normalized text (see ``Shingles``).
+
+    Args:
+        texts: ``n`` strings, no nulls.
+        params: shingle kind and ``k`` are used.
+    """
+    return _distinct(*_shingles(*_normalized_utf8(_text_array(texts)), params.shingle, params.k))
+
+
+def shingle_sets(texts: TextInput, params: MinHashParams = DEFAULT_PARAMS) -> list[set[int]]:
+    """Set of shingle hashes per record, for exact Jaccard in tests (a loop per record)."""
+    hashes, offsets = shingle_hashes(texts, params)
+    return [set(part.tolist()) for part in np.split(hashes, offsets[1:-1])]

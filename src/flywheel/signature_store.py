@@ -1,0 +1,153 @@
+"""Persisted MinHash signatures: Parquet files that carry the parameters they were made with.
+
+``save_signatures`` writes record ids and signatures atomically, with ``MinHashParams`` in the
+schema metadata; ``load_signatures`` reads them back and refuses a file made with other
+parameters, since signatures are comparable only when every field of ``MinHashParams`` matches.
+``flywheel.minhash`` re-exports the public names.
+
+Errors::
+
+    ValueError               bad arguments (shapes, ids, nulls)
+    ConfigError
+    └── SignatureParamsError stored signatures come from other MinHashParams (also ValueError)
+    InputError
+    └── SignatureFileError   a file is not a readable signature file (also ValueError)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel.errors import ConfigError, InputError
+from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
+
+__all__ = ["SignatureFileError", "SignatureParamsError", "load_signatures", "save_signatures"]
+
+
+class SignatureParamsError(ConfigError, ValueError):
+    """Stored signatures were computed with parameters other than the requested ones."""
+
+
+class SignatureFileError(InputError, ValueError):
+    """A file is not a readable signature file."""
+
+
+_PARAMS_KEY = b"flywheel.minhash.params"
+
+
+def save_signatures(
+    path: str | os.PathLike[str],
+    ids: Sequence[str] | Any,
+    signatures: npt.ArrayLike,
+    params: MinHashParams,
+) -> None:
+    """Write ids and signatures to Parquet atomically, with ``params`` in the schema metadata.
+
+    Columns: ``id`` string, ``signature`` fixed_size_list<uint32>[num_perm]. The file appears
+    complete or not at all: written to a temporary file in the same directory, fsynced, then
+    renamed over ``path``.
+
+    Args:
+        ids: ``n`` record ids, no nulls.
+        signatures: ``(n, params.num_perm)`` uint32.
+    """
+    sigs = _check_signatures(signatures)
+    id_array = pa.array(ids, type=pa.string()) if not isinstance(ids, pa.Array) else ids
+    if len(id_array) != sigs.shape[0] or sigs.shape[1] != params.num_perm:
+        raise ValueError(
+            f"Got {len(id_array)} ids and signatures of shape {sigs.shape}, but need one id per "
+            f"row and num_perm={params.num_perm} columns."
+        )
+    if id_array.null_count:
+        raise ValueError(
+            f"Ids contain {id_array.null_count} missing values; give every record an id."
+        )
+    values = pa.array(np.ascontiguousarray(sigs).reshape(-1), type=pa.uint32())
+    column = pa.FixedSizeListArray.from_arrays(values, params.num_perm)
+    schema = pa.schema(
+        [("id", pa.string()), ("signature", column.type)],
+        metadata={_PARAMS_KEY: json.dumps(params.to_dict(), sort_keys=True).encode()},
+    )
+    table = pa.Table.from_arrays([id_array.cast(pa.string()), column], schema=schema)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def load_signatures(
+    path: str | os.PathLike[str], params: MinHashParams
+) -> tuple[list[str], UInt32Array]:
+    """Read a file written by ``save_signatures``, refusing one made with other parameters.
+
+    Returns:
+        ``(ids, signatures)``: ``n`` ids and ``(n, params.num_perm)`` uint32.
+
+    Raises:
+        SignatureParamsError: the stored parameters differ from ``params``.
+        SignatureFileError: the file is not Parquet or lacks the columns or parameters.
+    """
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise SignatureFileError(
+            f"{path} is not a readable Parquet file ({err}); delete it and recompute the "
+            "signatures."
+        ) from err
+    raw = (schema.metadata or {}).get(_PARAMS_KEY)
+    if raw is None or schema.names != ["id", "signature"]:
+        raise SignatureFileError(
+            f"{path} is not a signature file written by save_signatures (it has columns "
+            f"{schema.names} and {'no' if raw is None else 'its'} MinHash parameters); point "
+            "to the right file or delete it and recompute the signatures."
+        )
+    try:
+        stored = MinHashParams.from_dict(json.loads(raw))
+    except (ValueError, TypeError) as err:
+        raise SignatureFileError(f"{path} has unreadable MinHash parameters: {err}") from err
+    if stored != params:
+        theirs, ours = stored.to_dict(), params.to_dict()
+        diff = [key for key in ours if theirs[key] != ours[key]]
+        raise SignatureParamsError(
+            f"The signatures in {path} were computed with "
+            f"{', '.join(f'{key}={theirs[key]!r}' for key in diff)}, but this run asks for "
+            f"{', '.join(f'{key}={ours[key]!r}' for key in diff)}, and signatures are only "
+            "comparable when seed, num_perm, shingle, k and scheme all match. Set the "
+            "parameters back to the stored values, or delete the file so that the signatures "
+            "of all records are recomputed with the new ones."
+        )
+    table = pq.read_table(path)
+    column = table.column("signature").combine_chunks()
+    if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
+        raise SignatureFileError(
+            f"{path} has a signature column of type {column.type} with {column.null_count} "
+            f"missing values, not fixed_size_list<uint32>[{params.num_perm}] without nulls; "
+            "delete it and recompute the signatures."
+        )
+    sigs = column.flatten().to_numpy().reshape(-1, params.num_perm).copy()
+    return table.column("id").to_pylist(), sigs
