@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,11 @@ def sign(
             sigs[hit] = old_sigs[at[hit].astype(np.int64)]
             todo = ~hit
     if todo.any():
-        sigs[todo] = minhash.signatures(texts.take(pa.array(np.flatnonzero(todo))), mh)
+        # Threads share the batches; the signatures do not depend on how many (tests/test_minhash.py).
+        workers = max(1, min(os.cpu_count() or 1, 4))
+        sigs[todo] = minhash.signatures(
+            texts.take(pa.array(np.flatnonzero(todo))), mh, workers=workers
+        )
     return sigs, int(todo.sum())
 
 
