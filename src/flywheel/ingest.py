@@ -4,57 +4,55 @@ A malformed row never stops the run: it is quarantined with its file, line and r
 read gets exactly one entry in the row ledger (``data/interim/rows.parquet``): quarantined,
 excluded (a repeat annotation superseded by a later row), or the id of the record it delivered,
 whose fate later stages decide.
+
+The definition of what a row becomes is ``_record`` (one row, as read by
+``exports.read_rows``), checked against ``schema/record.schema.json`` by jsonschema. At a million
+rows that is far too slow, so ingest runs it only for the rows that need it:
+
+- ``ingest_read`` reads each file in bulk with pyarrow, leaving to the row reader only the rows
+  pyarrow cannot read as Python would (malformed JSON, a CSV row with the wrong field count);
+- ``ingest_map`` maps whole columns, scrubs (``scrub.scrub_array``), hashes
+  (``ingest_text``) and validates (``validate_rows``) them, and hands every row whose values it
+  cannot reproduce exactly, and every row that would fail, to ``_record``;
+- ``ingest_ledger`` settles ids across rows and exports, long-layout items and the ledger.
+
+The outputs are the same, row for row, as running ``_record`` on every row: the tests check it
+on random exports in every format and layout against the row-at-a-time ingest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from flywheel import exports, records, schemas
+from flywheel import exports, ingest_ledger, ingest_map, ingest_read, schemas
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
+from flywheel.ingest_ledger import ROWS_SCHEMA
+from flywheel.ingest_text import content_hash, normalize
 from flywheel.io import write_json, write_jsonl, write_parquet
-from flywheel.scrub import scrub
+from flywheel.scrub import scrub, scrub_array
 
-ROWS_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("line", pa.int64()),
-        ("record_id", pa.string()),
-        ("fate", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+__all__ = [
+    "ROWS_SCHEMA",
+    "Ingested",
+    "Outputs",
+    "RowError",
+    "content_hash",
+    "ingest",
+    "normalize",
+    "run",
+]
 
 
 class RowError(Exception):
     """A row that cannot become (part of) a record; the message is the quarantine reason."""
-
-
-def normalize(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: the text exact duplicates are judged on."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def content_hash(prompt: str, response: str) -> str:
-    joined = normalize(prompt) + "\x1f" + normalize(response)
-    return hashlib.blake2b(joined.encode("utf-8"), digest_size=16).hexdigest()
-
-
-@dataclass
-class Ingested:
-    """What ingest produced: records, one ledger row per input row, and the quarantine."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -157,24 +155,32 @@ def _record(ctx: _Ctx, row: exports.RawRow) -> dict[str, Any]:
     """Map one readable row onto a record; raise RowError with the quarantine reason."""
     assert row.values is not None
     values, fields, manifest = row.values, ctx.export.manifest["fields"], ctx.export.manifest
-    pii: list[str] = []
-    texts: dict[str, str | None] = {}
+    raw: dict[str, str | None] = {}
     for name, required in (("prompt", True), ("response", True), ("reference", False)):
         value = _text(values, fields.get(name), name, required)
+        if value is not None and len(value) > ctx.max_chars:
+            raise RowError(
+                f"{name} has {len(value)} characters, over ingest.max_chars {ctx.max_chars}"
+            )
+        raw[name] = value
+    native = _text(values, fields.get("native_id"), "native_id", required=False)
+    if manifest["annotations"]["layout"] == "long":
+        native = _text(values, manifest["annotations"]["item"], "item id", required=True)
+    reason = _text(values, fields.get("reason"), "reason", required=False) or manifest["reason"]
+    model_label = _text(values, fields.get("model_label"), "model_label", required=False)
+    confidence = _confidence(values, fields.get("model_confidence"))
+    annotations = _annotations(ctx, values)
+    # Scrubbing cannot fail, so it comes after every check that can: a row that is quarantined
+    # costs no scrubbing (its raw text is scrubbed with the others, in bulk).
+    pii: list[str] = []
+    texts: dict[str, str | None] = {}
+    for name, value in raw.items():
         if value is not None:
-            if len(value) > ctx.max_chars:
-                raise RowError(
-                    f"{name} has {len(value)} characters, over ingest.max_chars {ctx.max_chars}"
-                )
             value, kinds = scrub(value, ctx.scrub_kinds)
             pii.extend(k for k in kinds if k not in pii)
         texts[name] = value
     prompt, response = str(texts["prompt"]), str(texts["response"])
     chash = content_hash(prompt, response)
-    native = _text(values, fields.get("native_id"), "native_id", required=False)
-    if manifest["annotations"]["layout"] == "long":
-        native = _text(values, manifest["annotations"]["item"], "item id", required=True)
-    reason = _text(values, fields.get("reason"), "reason", required=False) or manifest["reason"]
     record: dict[str, Any] = {
         "id": f"{manifest['source']}/{native.strip() if native else 'h-' + chash[:16]}",
         "source": manifest["source"],
@@ -185,9 +191,9 @@ def _record(ctx: _Ctx, row: exports.RawRow) -> dict[str, Any]:
         "prompt": prompt,
         "response": response,
         "reference": texts["reference"],
-        "model_label": _text(values, fields.get("model_label"), "model_label", required=False),
-        "model_confidence": _confidence(values, fields.get("model_confidence")),
-        "annotations": _annotations(ctx, values),
+        "model_label": model_label,
+        "model_confidence": confidence,
+        "annotations": annotations,
         "label_status": "unlabeled",
         "reviewed": False,
         "error_category": UNCATEGORIZED,
@@ -201,88 +207,83 @@ def _record(ctx: _Ctx, row: exports.RawRow) -> dict[str, Any]:
     return record
 
 
-def ingest_export(ctx: _Ctx, out: Ingested, seen: dict[str, str]) -> None:
-    """Read one export into ``out``; ``seen`` maps every id delivered so far to its origin."""
-    long_layout = ctx.export.manifest["annotations"]["layout"] == "long"
-    pending: dict[str, dict[str, Any]] = {}
-    # (record id, annotator) -> index in out.rows of the row that currently carries it
-    carrier: dict[tuple[str, str], int] = {}
-    for row in exports.read_rows(ctx.export):
+@dataclass
+class Ingested:
+    """What ingest produced: the records, one ledger row per row read, and the quarantine."""
+
+    records: pa.Table  # records.SCHEMA, in records.SORT_KEYS order
+    rows: pa.Table  # ROWS_SCHEMA, by file and line
+    quarantine: list[dict[str, Any]]  # file, line, reason, raw; by file and line
+
+
+def _candidate(record: dict[str, Any], line: int, src: int, long_layout: bool) -> dict[str, Any]:
+    """A record from ``_record`` as an ``ingest_map.CANDIDATE`` row."""
+    annotations = record["annotations"]
+    if not long_layout:
+        # A record keeps each annotator's last annotation, by annotator.
+        by_annotator = {a["annotator"]: a for a in annotations}
+        annotations = sorted(by_annotator.values(), key=lambda a: a["annotator"])
+    return {**record, "line": line, "src": src, "annotations": annotations}
+
+
+def ingest_export(ctx: _Ctx) -> ingest_ledger.Delivered:
+    """One export's rows: mapped in bulk where possible, by ``_record`` where not."""
+    manifest = ctx.export.manifest
+    frame = ingest_read.read(ctx.export, ingest_map.jsonl_columns(manifest))
+    spec = ingest_map.Spec(
+        manifest, frozenset(ctx.guidelines.labels), ctx.scrub_kinds, ctx.max_chars, ctx.path
+    )
+    fast, slow = ingest_map.map_rows(spec, frame.table, frame.lines)
+    long_layout = manifest["annotations"]["layout"] == "long"
+    candidates: list[dict[str, Any]] = []
+    raws: list[str] = []
+    quarantined: list[dict[str, Any]] = []
+    bulk_rows = (frame.raw_row(int(i)) for i in np.flatnonzero(slow))
+    for row in [*frame.slow, *(r for r in bulk_rows if r is not None)]:
         try:
             if row.error is not None:
                 raise RowError(row.error)
             record = _record(ctx, row)
-            rid = record["id"]
-            if rid in seen and not (long_layout and rid in pending):
-                raise RowError(f"id '{rid}' was already delivered at {seen[rid]}")
         except RowError as exc:
-            out.rows.append(_row(ctx.path, row.line, None, "quarantined", str(exc)))
-            out.quarantine.append(
-                {
-                    "file": ctx.path,
-                    "line": row.line,
-                    "reason": str(exc),
-                    "raw": scrub(row.raw, ctx.scrub_kinds)[0],
-                }
+            quarantined.append(
+                {"file": ctx.path, "line": row.line, "reason": str(exc), "raw": row.raw}
             )
             continue
-        if long_layout and rid in pending:
-            first = pending[rid]
-            if (first["prompt"], first["response"]) != (record["prompt"], record["response"]):
-                reason = (
-                    f"prompt or response differs from the item's first row at {first['origin']}"
-                )
-                out.rows.append(_row(ctx.path, row.line, None, "quarantined", reason))
-                out.quarantine.append(
-                    {
-                        "file": ctx.path,
-                        "line": row.line,
-                        "reason": reason,
-                        "raw": scrub(row.raw, ctx.scrub_kinds)[0],
-                    }
-                )
-                continue
-            first["annotations"].extend(record["annotations"])
-        else:
-            pending[rid] = record
-            seen[rid] = record["origin"]
-        out.rows.append(_row(ctx.path, row.line, rid, None, None))
-        for ann in record["annotations"] if long_layout else ():
-            key = (rid, ann["annotator"])
-            if key in carrier:
-                # A repeat rating: the later row counts (an annotator correcting themselves).
-                earlier = out.rows[carrier[key]]
-                earlier.update(
-                    fate="excluded",
-                    detail=f"repeat annotation by {ann['annotator']} "
-                    f"superseded by {ctx.path}:{row.line}",
-                )
-            carrier[key] = len(out.rows) - 1
-    for record in pending.values():
-        by_annotator = {a["annotator"]: a for a in record["annotations"]}
-        record["annotations"] = sorted(by_annotator.values(), key=lambda a: a["annotator"])
-        out.records.append(record)
+        candidates.append(_candidate(record, row.line, -1 - len(raws), long_layout))
+        raws.append(row.raw)
+    frame.release()
+    if quarantined:
+        clean, _ = scrub_array(
+            pa.array([q["raw"] for q in quarantined], pa.string()), ctx.scrub_kinds
+        )
+        for q, text in zip(quarantined, clean.to_pylist(), strict=True):
+            q["raw"] = text
+    table = pa.concat_tables([fast, pa.Table.from_pylist(candidates, schema=ingest_map.CANDIDATE)])
+    alive = np.concatenate((~slow, np.ones(len(candidates), dtype=bool)))
+    table = ingest_ledger.hash_heads(table, alive)
+    raw_row = frame.raw_row
 
+    def raw(src: int) -> str:
+        """The raw text of a candidate (by its ``src``), for the quarantine."""
+        if src < 0:
+            return raws[-1 - src]
+        row = raw_row(src)
+        return "" if row is None else row.raw
 
-def _row(
-    path: str, line: int, rid: str | None, fate: str | None, detail: str | None
-) -> dict[str, Any]:
-    return {"file": path, "line": line, "record_id": rid, "fate": fate, "detail": detail}
+    return ingest_ledger.Delivered(ctx.path, manifest, table, alive, quarantined, raw)
 
 
 def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ingested:
-    out = Ingested()
-    seen: dict[str, str] = {}
-    for export in exports.discover(raw_dir):
-        ctx = _Ctx(
-            export,
-            guidelines,
-            tuple(params["scrub"]),
-            int(params["max_chars"]),
-            export.file.as_posix(),
-        )
-        ingest_export(ctx, out, seen)
-    return out
+    kinds = tuple(params["scrub"])
+    contexts = [
+        _Ctx(export, guidelines, kinds, int(params["max_chars"]), export.file.as_posix())
+        for export in exports.discover(raw_dir)
+    ]
+    # Exports are mapped two at a time (ingest_ledger.THREADS); results keep their order.
+    with ThreadPoolExecutor(max_workers=ingest_ledger.THREADS) as pool:
+        delivered = list(pool.map(ingest_export, contexts))
+    settled = ingest_ledger.settle(delivered, lambda raw: scrub(raw, kinds)[0])
+    return Ingested(settled.records, settled.rows, settled.quarantine)
 
 
 @dataclass(frozen=True)
@@ -298,25 +299,34 @@ def run(
 ) -> dict[str, Any]:
     """Ingest every export under ``raw_dir`` and write the stage's outputs atomically."""
     result = ingest(raw_dir, guidelines, params)
-    table = records.conform(records.from_rows(result.records))
-    rows = pa.Table.from_pylist(result.rows, schema=ROWS_SCHEMA).sort_by(
-        [("file", "ascending"), ("line", "ascending")]
-    )
-    quarantine = sorted(result.quarantine, key=lambda q: (q["file"], q["line"]))
+    table, rows = result.records, result.rows
     metrics = {
-        "rows_read": len(result.rows),
+        "rows_read": rows.num_rows,
         "records": table.num_rows,
-        "quarantined": len(quarantine),
-        "superseded_annotations": sum(1 for r in result.rows if r["fate"] == "excluded"),
-        "exports": len({r["file"] for r in result.rows}),
-        "pii_records": sum(1 for r in result.records if r["pii"]),
-        "pii_kinds": dict(sorted(Counter(k for r in result.records for k in r["pii"]).items())),
-        "records_per_round": {
-            str(k): v for k, v in sorted(Counter(r["round"] for r in result.records).items())
-        },
+        "quarantined": len(result.quarantine),
+        "superseded_annotations": int(pc.sum(pc.equal(rows["fate"], "excluded")).as_py() or 0),
+        "exports": pc.count_distinct(rows["file"]).as_py(),
+        "pii_records": int(pc.sum(pc.greater(pc.list_value_length(table["pii"]), 0)).as_py() or 0),
+        "pii_kinds": _counts(pc.list_flatten(table["pii"])),
+        "records_per_round": {str(k): v for k, v in _counts(table["round"]).items()},
     }
-    write_parquet(outputs.records, table)
-    write_parquet(outputs.rows, rows)
-    write_jsonl(outputs.quarantine, quarantine)
+    # Each file is written atomically on its own; the two Parquet files at the same time.
+    with ThreadPoolExecutor(max_workers=ingest_ledger.THREADS) as pool:
+        done = [
+            pool.submit(write_parquet, outputs.records, table),
+            pool.submit(write_parquet, outputs.rows, rows),
+        ]
+        write_jsonl(outputs.quarantine, result.quarantine)
+        for future in done:
+            future.result()
     write_json(outputs.metrics, metrics)
     return metrics
+
+
+def _counts(values: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
+    """Value -> count, sorted by value (as ``dict(sorted(Counter(values).items()))``)."""
+    counted = pc.value_counts(values)
+    pairs = zip(
+        counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+    )
+    return dict(sorted(pairs))
