@@ -154,7 +154,9 @@ def test_stage_pairs_reach_precision_and_recall_against_exact_jaccard() -> None:
     from test_minhash import banking77_texts, exact_pairs, perturbed_corpus, reference_shingles
 
     corpus = perturbed_corpus(banking77_texts("train")[:1500], 4500, seed=11)
-    truth = set(exact_pairs([reference_shingles(t, P["shingle"], P["k"]) for t in corpus], P["threshold"]))
+    truth = set(
+        exact_pairs([reference_shingles(t, P["shingle"], P["k"]) for t in corpus], P["threshold"])
+    )
     mh = dedup.minhash_params(P)
     found = dedup.near_pairs(minhash.signatures(corpus, mh), pa.array(corpus), P["threshold"], mh)
     got = {(int(a), int(b)) for a, b in np.sort(found, axis=1)}

@@ -236,8 +236,31 @@ from flywheel.ingest_text import content_hashes, normalized  # noqa: E402
 SPACEY = st.lists(
     st.one_of(
         st.sampled_from(
-            [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2028",
-             "\u3000", "A", "Straße", "İ", "ﬁ", "Ⅻ", "Ｆｕｌｌ", "e\u0301", "Σ", "ς", "\U0001d400"]
+            [
+                " ",
+                "  ",
+                "\t",
+                "\n",
+                "\r\n",
+                "\x0b",
+                "\x0c",
+                "\x1c",
+                "\x1f",
+                "\x85",
+                "\xa0",
+                "\u2028",
+                "\u3000",
+                "A",
+                "Straße",
+                "İ",
+                "ﬁ",
+                "Ⅻ",
+                "Ｆｕｌｌ",
+                "e\u0301",
+                "Σ",
+                "ς",
+                "\U0001d400",
+            ]
         ),
         st.text(alphabet="abcXYZ 019.,!'", max_size=8),
         st.text(max_size=4),
@@ -264,8 +287,25 @@ def test_normalized_and_content_hashes_match_the_definitions(
 # Record fields ingest produces, each from values that pass and values that fail the schema.
 IDS = st.one_of(
     st.sampled_from(
-        ["prod/td-1", "red_team/h-0123456789abcdef", "a/b/c", "a/x\n", "a/x\n\n", "A/x", "-a/x",
-         "a/", "/x", "a/x y", "a/x\xa0", "a/\u2028", "a/é", "a/\x1c", "a/\x00", "", "prod"]
+        [
+            "prod/td-1",
+            "red_team/h-0123456789abcdef",
+            "a/b/c",
+            "a/x\n",
+            "a/x\n\n",
+            "A/x",
+            "-a/x",
+            "a/",
+            "/x",
+            "a/x y",
+            "a/x\xa0",
+            "a/\u2028",
+            "a/é",
+            "a/\x1c",
+            "a/\x00",
+            "",
+            "prod",
+        ]
     ),
     st.text(max_size=8),
 )
@@ -430,10 +470,23 @@ def _reference_ingest(root: Path) -> tuple[list[Any], list[Any], list[Any]]:
         for row in exports.read_rows(export):
 
             def quarantine(reason: str, row: exports.RawRow = row) -> None:
-                rows.append({"file": ctx.path, "line": row.line, "record_id": None,
-                             "fate": "quarantined", "detail": reason})
-                quarantined.append({"file": ctx.path, "line": row.line, "reason": reason,
-                                    "raw": scrub(row.raw, ctx.scrub_kinds)[0]})
+                rows.append(
+                    {
+                        "file": ctx.path,
+                        "line": row.line,
+                        "record_id": None,
+                        "fate": "quarantined",
+                        "detail": reason,
+                    }
+                )
+                quarantined.append(
+                    {
+                        "file": ctx.path,
+                        "line": row.line,
+                        "reason": reason,
+                        "raw": scrub(row.raw, ctx.scrub_kinds)[0],
+                    }
+                )
 
             try:
                 if row.error is not None:
@@ -456,8 +509,9 @@ def _reference_ingest(root: Path) -> tuple[list[Any], list[Any], list[Any]]:
             else:
                 pending[rid] = record
                 seen[rid] = record["origin"]
-            rows.append({"file": ctx.path, "line": row.line, "record_id": rid,
-                         "fate": None, "detail": None})
+            rows.append(
+                {"file": ctx.path, "line": row.line, "record_id": rid, "fate": None, "detail": None}
+            )
             for ann in record["annotations"] if long_layout else ():
                 key = (rid, ann["annotator"])
                 if key in carrier:
@@ -486,16 +540,57 @@ LABEL = st.one_of(
     ),
 )
 TEXT = st.sampled_from(
-    ["Where is order #A1001-55?", "It left on Monday.", "", " ", "\t", "\xa0", "\x1c", "x",
-     "call +44 20 7946 0958", "mail jane@example.org", "card 4111 1111 1111 1111", "a\nb",
-     "a, \"quoted\" b", "é ok", "Ⅻ  ﬁne", "y" * 41, "{not json}", "}{"]
+    [
+        "Where is order #A1001-55?",
+        "It left on Monday.",
+        "",
+        " ",
+        "\t",
+        "\xa0",
+        "\x1c",
+        "x",
+        "call +44 20 7946 0958",
+        "mail jane@example.org",
+        "card 4111 1111 1111 1111",
+        "a\nb",
+        'a, "quoted" b',
+        "é ok",
+        "Ⅻ  ﬁne",
+        "y" * 41,
+        "{not json}",
+        "}{",
+    ]
 )
 ANY_TEXT = st.one_of(TEXT, st.text(max_size=6))
 SCALAR = st.one_of(st.none(), ANY_TEXT, st.integers(-1, 2), st.booleans(), st.floats(-1, 2))
 CONFIDENCE = st.one_of(
     st.none(),
-    st.sampled_from([0.5, 0.0, -0.0, 1, 1.0, 1.7, -0.1, 0, "0.5", "high", " 0.5", "1e-1", "0",
-                     "0.50", "", "  ", True, "1", "00.25", ".5", "5.", "-0"]),
+    st.sampled_from(
+        [
+            0.5,
+            0.0,
+            -0.0,
+            1,
+            1.0,
+            1.7,
+            -0.1,
+            0,
+            "0.5",
+            "high",
+            " 0.5",
+            "1e-1",
+            "0",
+            "0.50",
+            "",
+            "  ",
+            True,
+            "1",
+            "00.25",
+            ".5",
+            "5.",
+            "-0",
+        ]
+    ),
     st.floats(0, 1),
 )
 NATIVE = st.sampled_from(["td-1", "td-2", "td-3", "", " td-1 ", "é-1", None, 5, "a b"])
@@ -522,15 +617,27 @@ def exports_strategy(draw: Any) -> list[tuple[dict[str, Any], list[Any]]]:
     out = []
     for n in range(draw(st.integers(1, 3))):
         fmt = draw(st.sampled_from(["jsonl", "jsonl", "csv", "csv", "parquet"]))
-        layout = draw(st.sampled_from(["wide", "long", "list", "none"] if fmt != "csv" else ["wide", "long", "none"]))
+        layout = draw(
+            st.sampled_from(
+                ["wide", "long", "list", "none"] if fmt != "csv" else ["wide", "long", "none"]
+            )
+        )
         fields = {"prompt": "prompt", "response": "response"}
-        for name, col in (("native_id", "id"), ("reference", "expected"), ("model_label", "ml"),
-                          ("model_confidence", "conf"), ("reason", "why")):
+        for name, col in (
+            ("native_id", "id"),
+            ("reference", "expected"),
+            ("model_label", "ml"),
+            ("model_confidence", "conf"),
+            ("reason", "why"),
+        ):
             if draw(st.booleans()):
                 fields[name] = col
         spec: dict[str, Any] = {"layout": layout}
         if layout == "wide":
-            spec["columns"] = {"label_a": "ann-a", "label_b": draw(st.sampled_from(["ann-b", "ann-a"]))}
+            spec["columns"] = {
+                "label_a": "ann-a",
+                "label_b": draw(st.sampled_from(["ann-b", "ann-a"])),
+            }
         elif layout == "long":
             spec.update(item="item", annotator="who", label="label")
             if draw(st.booleans()):
@@ -548,8 +655,15 @@ def exports_strategy(draw: Any) -> list[tuple[dict[str, Any], list[Any]]]:
         )
         if draw(st.booleans()):
             del man["guideline_version"]
-        columns = {col: kind for name, col in fields.items() for kind in [
-            {"native_id": "id", "model_confidence": "confidence", "reason": "reason"}.get(name, "text")]}
+        columns = {
+            col: kind
+            for name, col in fields.items()
+            for kind in [
+                {"native_id": "id", "model_confidence": "confidence", "reason": "reason"}.get(
+                    name, "text"
+                )
+            ]
+        }
         if layout == "wide":
             columns.update(label_a="label", label_b="label")
         elif layout == "long":
@@ -557,31 +671,64 @@ def exports_strategy(draw: Any) -> list[tuple[dict[str, Any], list[Any]]]:
         rows: list[Any] = []
         for _ in range(draw(st.integers(0, 6))):
             if fmt != "parquet" and draw(st.integers(0, 5)) == 0:
-                rows.append(draw(st.sampled_from(
-                    ['{"prompt": "hi"', "[1, 2]", "", "   ", '{"a": 1}{"a": 2}', "{'a': 1}",
-                     '{"prompt": "a", "prompt": "b", "response": "c"}', "\ufeff{}", "null",
-                     "x,y", 'a,"b', "only,three,fields", ",,,", "\x0c"])))
+                rows.append(
+                    draw(
+                        st.sampled_from(
+                            [
+                                '{"prompt": "hi"',
+                                "[1, 2]",
+                                "",
+                                "   ",
+                                '{"a": 1}{"a": 2}',
+                                "{'a': 1}",
+                                '{"prompt": "a", "prompt": "b", "response": "c"}',
+                                "\ufeff{}",
+                                "null",
+                                "x,y",
+                                'a,"b',
+                                "only,three,fields",
+                                ",,,",
+                                "\x0c",
+                            ]
+                        )
+                    )
+                )
                 continue
-            row = {col: _value(draw, kind, fmt) for col, kind in columns.items()
-                   if fmt == "parquet" or draw(st.integers(0, 7)) > 0}
+            row = {
+                col: _value(draw, kind, fmt)
+                for col, kind in columns.items()
+                if fmt == "parquet" or draw(st.integers(0, 7)) > 0
+            }
             if layout == "list":
-                row["anns"] = draw(st.one_of(
-                    st.none(),
-                    st.lists(st.fixed_dictionaries(
-                        {"annotator": st.sampled_from(["p", "q"])},
-                        optional={"label": LABEL, "note": st.one_of(st.none(), TEXT),
-                                  "guideline_version": st.sampled_from(["", "1.1", None])},
-                    ), max_size=3),
-                    st.just("[]") if fmt == "jsonl" else st.just([]),
-                ))
+                row["anns"] = draw(
+                    st.one_of(
+                        st.none(),
+                        st.lists(
+                            st.fixed_dictionaries(
+                                {"annotator": st.sampled_from(["p", "q"])},
+                                optional={
+                                    "label": LABEL,
+                                    "note": st.one_of(st.none(), TEXT),
+                                    "guideline_version": st.sampled_from(["", "1.1", None]),
+                                },
+                            ),
+                            max_size=3,
+                        ),
+                        st.just("[]") if fmt == "jsonl" else st.just([]),
+                    )
+                )
             rows.append(row)
         if fmt == "parquet":
             rows = [r for r in rows if isinstance(r, dict)]
             if layout == "list":
                 for r in rows:
                     r["anns"] = [
-                        {"annotator": a["annotator"], "label": a.get("label"),
-                         "note": a.get("note"), "guideline_version": a.get("guideline_version")}
+                        {
+                            "annotator": a["annotator"],
+                            "label": a.get("label"),
+                            "note": a.get("note"),
+                            "guideline_version": a.get("guideline_version"),
+                        }
                         for a in (r["anns"] if isinstance(r["anns"], list) else [])
                     ]
         out.append((man, rows))
@@ -595,16 +742,25 @@ def _write(root: Path, man: dict[str, Any], rows: list[Any], style: int) -> None
         write_export(root, man, rows)
     if man["format"] == "jsonl" and style:
         path = folder / man["file"]
-        lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=style == 2,
-                 separators=(",", ":") if style == 2 else None) for r in rows]
+        lines = [
+            r
+            if isinstance(r, str)
+            else json.dumps(
+                r, ensure_ascii=style == 2, separators=(",", ":") if style == 2 else None
+            )
+            for r in rows
+        ]
         path.write_bytes(("\r\n" if style == 1 else "\n").join(lines).encode("utf-8"))
     elif man["format"] == "csv" and style:
         write_export(root, man, [])
         dicts = [r for r in rows if isinstance(r, dict)]
         header = sorted({k for r in dicts for k in r}) or ["prompt", "response"]
         buf = io.StringIO()
-        w = csv_mod.writer(buf, lineterminator="\r\n" if style == 1 else "\n",
-                           quoting=csv_mod.QUOTE_ALL if style == 2 else csv_mod.QUOTE_MINIMAL)
+        w = csv_mod.writer(
+            buf,
+            lineterminator="\r\n" if style == 1 else "\n",
+            quoting=csv_mod.QUOTE_ALL if style == 2 else csv_mod.QUOTE_MINIMAL,
+        )
         w.writerow(header)
         for r in rows:
             if isinstance(r, str):
@@ -637,13 +793,25 @@ def test_bulk_readers_fall_back_for_files_they_cannot_vouch_for(repo: Path) -> N
     man = manifest("td-1", file="records.csv", format="csv")
     path = write_export(repo, man, [row(1), row(2)])
     text = path.read_text()
-    for variant in ("\ufeff" + text, text.replace("\n", "\r", 1), text.replace("Monday", 'Mon"day')):
+    for variant in (
+        "\ufeff" + text,
+        text.replace("\n", "\r", 1),
+        text.replace("Monday", 'Mon"day'),
+    ):
         path.write_text(variant, encoding="utf-8", newline="")
-        got = ingest.ingest(Path("data/raw"), guidelines.load(repo / "guidelines/labels.yaml"),
-                            params.load(repo / "params.yaml")["ingest"])
+        got = ingest.ingest(
+            Path("data/raw"),
+            guidelines.load(repo / "guidelines/labels.yaml"),
+            params.load(repo / "params.yaml")["ingest"],
+        )
         want = _reference_ingest(repo)
         assert (got.records.to_pylist(), got.rows.to_pylist(), got.quarantine) == want
     path.write_bytes(text.encode() + b"td-0009,\xff\xfe,x,y,0.5,correct_and_polite,\n")
-    got = ingest.ingest(Path("data/raw"), guidelines.load(repo / "guidelines/labels.yaml"),
-                        params.load(repo / "params.yaml")["ingest"])
-    assert (got.records.to_pylist(), got.rows.to_pylist(), got.quarantine) == _reference_ingest(repo)
+    got = ingest.ingest(
+        Path("data/raw"),
+        guidelines.load(repo / "guidelines/labels.yaml"),
+        params.load(repo / "params.yaml")["ingest"],
+    )
+    assert (got.records.to_pylist(), got.rows.to_pylist(), got.quarantine) == _reference_ingest(
+        repo
+    )
