@@ -40,10 +40,9 @@ def test_only_requested_kinds() -> None:
 
 # --- scrub_array: the vectorized scrub, checked against scrub() itself ------------------------
 
+import pyarrow as pa  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
 
 from flywheel.scrub import KINDS, scrub_array  # noqa: E402
 
@@ -82,8 +81,8 @@ PIECES = st.one_of(
             "\x00",
             "\u2019",
             "٣",
-            "５",
-            "１２",
+            "５",  # noqa: RUF001 (full-width digits are digits to \d)
+            "１２",  # noqa: RUF001
             "x@y.co",
             "jane.doe@example.co.uk",
             "a@b",
