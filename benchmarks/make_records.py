@@ -52,6 +52,7 @@ import argparse
 import csv
 import datetime
 import hashlib
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -72,6 +73,21 @@ import numpy.typing as npt
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_sample_script() -> Any:
+    """scripts/make_sample.py, whose vocabularies the synthetic records share (one copy of them)."""
+    spec = importlib.util.spec_from_file_location(
+        "make_sample", REPO / "scripts" / "make_sample.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_sample", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+_SAMPLE = _load_sample_script()
 META = "make_records.json"
 GENERATOR = "benchmarks/make_records.py/1"
 
@@ -180,9 +196,7 @@ REPLY_CLOSERS += (
     " Let me know if there's anything else!",
     " Happy to help if you have more questions.",
 )
-POLITE_LABELS = frozenset(
-    {"correct_and_polite", "hallucinated_promise", "partially_correct", "policy_violation"}
-)
+POLITE_LABELS = _SAMPLE.POLITE_LABELS
 # Near-duplicates: one or two of these swaps in the reply (else a sentence appended).
 SWAPS = (
     ("business days", "working days"),
@@ -213,90 +227,14 @@ CONFUSABLE = {
 }
 
 # Slot vocabularies (the sample's, scripts/make_sample.py).
-FIRST_NAMES = [
-    "Maria",
-    "James",
-    "Aisha",
-    "Tom",
-    "Priya",
-    "Lukas",
-    "Sofia",
-    "Daniel",
-    "Mei",
-    "Oliver",
-    "Fatima",
-    "Ethan",
-    "Chloe",
-    "Mateo",
-    "Hannah",
-    "Kwame",
-    "Ingrid",
-    "Ravi",
-    "Zoe",
-    "Samuel",
-    "Nadia",
-    "Leo",
-    "Grace",
-    "Omar",
-    "Elena",
-    "Jack",
-    "Yuki",
-    "Ben",
-    "Amelia",
-    "Carlos",
-]
-PRODUCTS = [
-    "AeroBlend 600 blender",
-    "Nordic wool throw (grey)",
-    "Trail Runner GTX shoes, size 42",
-    "Luma desk lamp",
-    "Kettle Pro 1.7L",
-    "Cedar bookshelf, 5 tiers",
-    "Bamboo bath towel set",
-    "Orbit wireless earbuds",
-    "Cast iron skillet 28cm",
-    "Linen duvet cover, king",
-    "Peak 30L hiking backpack",
-    "Ceramic mug set (4)",
-    "Aurora smart bulb 3-pack",
-    "Merino crew jumper, navy, M",
-    "Stride yoga mat",
-    "Pixel-Frame digital photo frame",
-    "Velvet cushion covers (2)",
-    "Drift rain jacket, L",
-    "Chef's knife 20cm",
-    "Cosy slipper boots, size 7",
-    "Quiet-Air desk fan",
-    "Glass storage jars (6)",
-    "Oak side table",
-    "Kids' rain boots, size 11",
-    "Glow Vitamin C face serum",
-    "Calm Oat night cream",
-    "Fresh Mint foot balm",
-    "Silk Rose body lotion",
-    "Clear Skin tea tree gel",
-    "Volt 20000mAh power bank",
-    "Sonic electric toothbrush",
-    "Halo robot vacuum",
-    "Beat mini speaker",
-]
+FIRST_NAMES = list(_SAMPLE.FIRST_NAMES)
+PRODUCTS = list(
+    dict.fromkeys([p for p, _ in _SAMPLE.PRODUCTS + _SAMPLE.GADGETS] + list(_SAMPLE.COSMETICS))
+)
 PROMO_CODES = ("AUTUMN15", "WELCOME10", "FREESHIP", "BACK2SCHOOL", "SAVE20", "PLUS5", "COSY25")
 COURIERS = ("UPS", "DPD", "Royal Mail", "Evri", "FedEx", "USPS")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+MONTHS = list(_SAMPLE.MONTHS)
 
 _SLOT_PATTERNS = {
     "oid": r"#[A-Ha-h]\d{4}-\d{3}",
