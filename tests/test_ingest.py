@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+import csv as csv_mod
+import io
 import json
+import math
+import shutil
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from conftest import manifest, row, write_export
-from flywheel import guidelines, ingest, params
+from conftest import PROJECT, fresh_repo, manifest, row, write_export
+from flywheel import exports, guidelines, ingest, params, schemas, validate_rows
+from flywheel import records as records_mod
 from flywheel.errors import ConfigError
+from flywheel.guidelines import UNCATEGORIZED
+from flywheel.ingest_text import content_hashes, normalized
+from flywheel.scrub import scrub
 
 
 def run(repo: Path) -> dict[str, object]:
@@ -222,16 +234,6 @@ def test_ingest_is_deterministic_regardless_of_file_order(repo: Path) -> None:
 
 # --- The vectorized parts, each against the definition it replaces ----------------------------
 
-import math  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from flywheel import records as records_mod  # noqa: E402
-from flywheel import schemas, validate_rows  # noqa: E402
-from flywheel.ingest_text import content_hashes, normalized  # noqa: E402
 
 SPACEY = st.lists(
     st.one_of(
@@ -392,14 +394,6 @@ def test_vectorized_record_check_agrees_with_jsonschema(recs: list[dict[str, Any
 
 
 # --- The whole stage against the row-at-a-time ingest it replaced ------------------------------
-
-import csv as csv_mod  # noqa: E402
-import io  # noqa: E402
-
-from conftest import fresh_repo  # noqa: E402
-from flywheel import exports  # noqa: E402
-from flywheel.guidelines import UNCATEGORIZED  # noqa: E402
-from flywheel.scrub import scrub  # noqa: E402
 
 
 def _reference_record(ctx: Any, row: exports.RawRow) -> dict[str, Any]:
@@ -813,3 +807,18 @@ def test_bulk_readers_fall_back_for_files_they_cannot_vouch_for(repo: Path) -> N
     assert (got.records.to_pylist(), got.rows.to_pylist(), got.quarantine) == _reference_ingest(
         repo
     )
+
+
+def test_shipped_sample_equals_the_row_at_a_time_ingest(repo: Path) -> None:
+    shutil.rmtree(repo / "data" / "raw")
+    shutil.copytree(PROJECT / "data" / "raw", repo / "data" / "raw")
+    got = ingest.ingest(
+        Path("data/raw"),
+        guidelines.load(repo / "guidelines/labels.yaml"),
+        params.load(repo / "params.yaml")["ingest"],
+    )
+    want_records, want_rows, want_quarantine = _reference_ingest(repo)
+    assert len(want_records) > 700 and len(want_quarantine) > 10
+    assert got.records.to_pylist() == want_records
+    assert got.rows.to_pylist() == want_rows
+    assert got.quarantine == want_quarantine

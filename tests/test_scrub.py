@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from flywheel.scrub import scrub
+from flywheel.scrub import KINDS, scrub, scrub_array
 
 
 @pytest.mark.parametrize(
@@ -39,12 +42,6 @@ def test_only_requested_kinds() -> None:
 
 
 # --- scrub_array: the vectorized scrub, checked against scrub() itself ------------------------
-
-import pyarrow as pa  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from flywheel.scrub import KINDS, scrub_array  # noqa: E402
 
 
 def _luhn_complete(digits: str) -> str:
@@ -114,17 +111,22 @@ PIECES = st.one_of(
 TEXTS = st.lists(PIECES, max_size=12).map("".join)
 
 
+@pytest.mark.parametrize("repeats", [False, True])
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.one_of(st.none(), TEXTS), max_size=20),
-    st.sets(st.sampled_from(KINDS)),
+    texts=st.lists(st.one_of(st.none(), TEXTS), max_size=20), kinds=st.sets(st.sampled_from(KINDS))
 )
-@example(["a@b.io 4111 1111 1111 1111", "call 415-555-0132 now", None], set(KINDS))
-@example(["(020) 7946 0958 x 07700 900915.", "4111 1111 1111 1111 4111 1111 1111 1111"], set(KINDS))
-def test_scrub_array_is_scrub_on_every_row(texts: list[str | None], kinds: set[str]) -> None:
+@example(texts=["a@b.io 4111 1111 1111 1111", "call 415-555-0132 now", None], kinds=set(KINDS))
+@example(
+    texts=["(020) 7946 0958 x 07700 900915.", "4111 1111 1111 1111 4111 1111 1111 1111"],
+    kinds=set(KINDS),
+)
+def test_scrub_array_is_scrub_on_every_row(
+    texts: list[str | None], kinds: set[str], repeats: bool
+) -> None:
     # Repeat the texts so that the array holds duplicates (scrubbed once, spread to all).
     column = pa.array(texts + texts, pa.string())
-    scrubbed, hits = scrub_array(column, kinds)
+    scrubbed, hits = scrub_array(column, kinds, repeats)
     assert set(hits) == kinds
     for i, text in enumerate(texts + texts):
         if text is None:

@@ -238,7 +238,7 @@ def ingest_export(ctx: _Ctx) -> ingest_ledger.Delivered:
     candidates: list[dict[str, Any]] = []
     raws: list[str] = []
     quarantined: list[dict[str, Any]] = []
-    bulk_rows = (frame.raw_row(int(i)) for i in np.flatnonzero(slow))
+    bulk_rows = (frame.bulk.row(int(i)) for i in np.flatnonzero(slow))
     for row in [*frame.slow, *(r for r in bulk_rows if r is not None)]:
         try:
             if row.error is not None:
@@ -251,7 +251,7 @@ def ingest_export(ctx: _Ctx) -> ingest_ledger.Delivered:
             continue
         candidates.append(_candidate(record, row.line, -1 - len(raws), long_layout))
         raws.append(row.raw)
-    frame.release()
+    frame.bulk.release()
     if quarantined:
         clean, _ = scrub_array(
             pa.array([q["raw"] for q in quarantined], pa.string()), ctx.scrub_kinds
@@ -260,17 +260,26 @@ def ingest_export(ctx: _Ctx) -> ingest_ledger.Delivered:
             q["raw"] = text
     table = pa.concat_tables([fast, pa.Table.from_pylist(candidates, schema=ingest_map.CANDIDATE)])
     alive = np.concatenate((~slow, np.ones(len(candidates), dtype=bool)))
-    table = ingest_ledger.hash_heads(table, alive)
-    raw_row = frame.raw_row
-
-    def raw(src: int) -> str:
-        """The raw text of a candidate (by its ``src``), for the quarantine."""
-        if src < 0:
-            return raws[-1 - src]
-        row = raw_row(src)
-        return "" if row is None else row.raw
-
+    table = ingest_ledger.hash_heads(table, alive, long_layout)
+    raw = ingest_ledger.RawText(frame.bulk, raws)
     return ingest_ledger.Delivered(ctx.path, manifest, table, alive, quarantined, raw)
+
+
+def _map_exports(contexts: list[_Ctx]) -> list[ingest_ledger.Delivered]:
+    """``ingest_export`` of every export, in reading order.
+
+    Two at a time (``ingest_ledger.THREADS``): pyarrow and numpy release the GIL, so one
+    export's bulk work runs while the other's Python (callbacks, hashing, the row path) does;
+    the largest first, so that both threads finish together. (Worker processes would also run
+    the Python in parallel, but measured no faster at a million rows: pickling the mapped
+    tables back costs what they save, and spawning re-imports the caller's main module.)
+    """
+    sizes = [ctx.export.file.stat().st_size for ctx in contexts]
+    biggest = sorted(range(len(contexts)), key=lambda i: -sizes[i])
+    with ThreadPoolExecutor(ingest_ledger.THREADS) as pool:
+        done = pool.map(ingest_export, [contexts[i] for i in biggest])
+        mapped = dict(zip(biggest, done, strict=True))
+    return [mapped[i] for i in range(len(contexts))]
 
 
 def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ingested:
@@ -279,9 +288,7 @@ def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ing
         _Ctx(export, guidelines, kinds, int(params["max_chars"]), export.file.as_posix())
         for export in exports.discover(raw_dir)
     ]
-    # Exports are mapped two at a time (ingest_ledger.THREADS); results keep their order.
-    with ThreadPoolExecutor(max_workers=ingest_ledger.THREADS) as pool:
-        delivered = list(pool.map(ingest_export, contexts))
+    delivered = _map_exports(contexts)
     settled = ingest_ledger.settle(delivered, lambda raw: scrub(raw, kinds)[0])
     return Ingested(settled.records, settled.rows, settled.quarantine)
 

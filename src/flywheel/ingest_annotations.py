@@ -30,6 +30,7 @@ def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def build(spec: Spec, rows: Rows) -> pa.Array:
+    """The annotations column (list of ``records.ANNOTATION``) for the manifest's layout."""
     layout, manifest = spec.layout, spec.manifest
     annotations = manifest["annotations"]
     version = manifest.get("guideline_version")

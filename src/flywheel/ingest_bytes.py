@@ -13,12 +13,20 @@ import numpy as np
 import pyarrow as pa
 
 
+def single(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` as one array: ``combine_chunks`` copies even a lone chunk, this does not."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    if values.num_chunks == 1:
+        return values.chunk(0)
+    return values.combine_chunks()
+
+
 class Bytes:
     """A string column's offsets and bytes as numpy views (no copy)."""
 
     def __init__(self, texts: pa.Array) -> None:
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks()
+        texts = single(texts)
         if not pa.types.is_string(texts.type):
             texts = texts.cast(pa.string())
         self.texts: pa.StringArray = texts

@@ -8,36 +8,21 @@ those go to the row reader.
 
 from __future__ import annotations
 
-import csv
-import io
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from flywheel import exports
-from flywheel.exports import RawRow
-from flywheel.ingest_frame import FileBytes, Frame, trustworthy
+from flywheel.ingest_frame import FileRows, Frame, csv_fields, csv_row, trustworthy
 
+# Pieces a file's records are parsed in (two threads).
+_PIECES = 4
 # csv.field_size_limit()'s default: a longer field makes the row reader raise, so such a file is
 # left to it.
 _CSV_FIELD_LIMIT = 131072
-
-
-def _csv_fields(text: str) -> list[str]:
-    return next(csv.reader(io.StringIO(text, newline="")), [])
-
-
-def _csv_row(number: int, fields: list[str], header: list[str]) -> RawRow | None:
-    """``exports._read_csv`` for one record (``None``: a blank record, which is no row)."""
-    raw = ",".join(fields)
-    if not any(x.strip() for x in fields):
-        return None
-    if len(fields) != len(header):
-        return RawRow(
-            number, None, raw, f"row has {len(fields)} fields but the header has {len(header)}"
-        )
-    return RawRow(number, dict(zip(header, fields, strict=True)), raw)
 
 
 def _quotes_are_fields(b: np.ndarray, q: np.ndarray) -> bool:
@@ -57,6 +42,30 @@ def _quotes_are_fields(b: np.ndarray, q: np.ndarray) -> bool:
         (closes == len(b) - 1) | (after == 44) | (after == 10) | (after == 13) | (after == 34)
     )
     return bool(ok_open.all() and ok_close.all())
+
+
+def _parse(
+    piece: pa.Buffer, names: list[str], first: int
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Parse records ``first, first + 1, ...``; the rows refused, by record index and text."""
+    refused: list[tuple[int, str]] = []
+
+    def refuse(row: pa_csv.InvalidRow) -> str:
+        # pyarrow numbers rows from 1, counting refused ones and skipping empty lines.
+        refused.append((-1 if row.number is None else first + int(row.number) - 1, row.text))
+        return "skip"
+
+    table = pa_csv.read_csv(
+        pa.BufferReader(piece),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 22),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=refuse),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table, refused
 
 
 def read(export: exports.Export, data: bytes) -> Frame:
@@ -83,7 +92,7 @@ def read(export: exports.Export, data: bytes) -> Frame:
     content_end[crlf] -= 1
 
     def record(i: int) -> list[str]:
-        return _csv_fields(data[starts[i] : ends[i] + 1].decode("utf-8"))
+        return csv_fields(data[starts[i] : ends[i] + 1].decode("utf-8"))
 
     header = record(0)
     if not header:
@@ -94,29 +103,29 @@ def read(export: exports.Export, data: bytes) -> Frame:
     recs = np.arange(1, len(starts))
     recs = recs[content_end[recs] > starts[recs]]
     names = [f"f{i}" for i in range(len(header))]
-    refused: list[tuple[int, str]] = []
+    # The records in a few pieces, each parsed on one thread (only then does pyarrow number the
+    # rows it refuses), two at a time.
+    bounds = np.linspace(0, len(recs), _PIECES + 1).astype(np.int64)
+    spans = [(int(a), int(z)) for a, z in pairwise(bounds.tolist()) if z > a]
+    edges = np.append(starts[recs], len(data)) if len(recs) else np.zeros(1, np.int64)
 
-    def refuse(row: pa_csv.InvalidRow) -> str:
-        refused.append((-1 if row.number is None else int(row.number) - 1, row.text))
-        return "skip"
+    def parse(span: tuple[int, int]) -> tuple[pa.Table, list[tuple[int, str]]]:
+        first, stop = span
+        piece = pa.py_buffer(memoryview(data)[int(edges[first]) : int(edges[stop])])
+        return _parse(piece, names, first)
 
-    body = pa.py_buffer(memoryview(data)[min(int(ends[0]) + 1, len(data)) :])
     try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(body),
-            # One thread: only then does pyarrow tell the line a refused row starts on.
-            read_options=pa_csv.ReadOptions(
-                column_names=names, use_threads=False, block_size=1 << 22
-            ),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=refuse),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            parsed = list(pool.map(parse, spans))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return Frame.rows_only(export)
+    refused = [r for _, found in parsed for r in found]
+    tables = [t for t, _ in parsed]
+    table = (
+        pa.concat_tables(tables)
+        if tables
+        else pa.schema([(n, pa.string()) for n in names]).empty_table()
+    )
     at = np.array([i for i, _ in refused], dtype=np.int64)
     for i, text in refused:
         # The row pyarrow names must be the record found by the scan, to the byte.
@@ -130,18 +139,12 @@ def read(export: exports.Export, data: bytes) -> Frame:
         return Frame.rows_only(export)
     slow = []
     for i in recs[~bulk_mask].tolist():
-        row = _csv_row(int(lines[i]), record(i), header)
+        row = csv_row(int(lines[i]), record(i), header)
         if row is not None:
             slow.append(row)
     # dict(zip(header, fields)) keeps a repeated column name's last value.
     last = {name: i for i, name in enumerate(header)}
-    table = pa.table({name: table.column(i) for name, i in last.items()}).combine_chunks()
+    table = pa.table({name: table.column(i) for name, i in last.items()})
 
-    source = FileBytes(export.file, data)
-
-    def raw_row(i: int) -> RawRow | None:
-        r = int(bulk[i])
-        text = source.span(int(starts[r]), int(ends[r]) + 1).decode("utf-8")
-        return _csv_row(int(lines[r]), _csv_fields(text), header)
-
-    return Frame(table, lines[bulk], slow, raw_row, source)
+    where = np.stack((starts[bulk], ends[bulk] + 1), axis=1)
+    return Frame(table, lines[bulk], slow, FileRows(export.file, data, where, lines[bulk], header))

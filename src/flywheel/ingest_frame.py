@@ -2,38 +2,125 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from flywheel import exports
 from flywheel.exports import RawRow
 
 
-def _no_bulk_rows(i: int) -> RawRow | None:
-    raise IndexError(f"no row {i} was read in bulk")
+def jsonl_row(number: int, text: str) -> RawRow | None:
+    """``exports._read_jsonl`` for one line (``None``: a blank line, which is no row)."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RawRow(
+            number, None, text, f"line is not valid JSON ({exc.msg} at column {exc.colno})"
+        )
+    if not isinstance(value, dict):
+        return RawRow(number, None, text, f"line is a JSON {type(value).__name__}, not an object")
+    return RawRow(number, value, text)
 
 
-class FileBytes:
-    """A file's bytes, held while the export is mapped and read again from disk after."""
+def csv_fields(text: str) -> list[str]:
+    """The fields of one CSV record (its text, terminator included)."""
+    return next(csv.reader(io.StringIO(text, newline="")), [])
 
-    def __init__(self, path: Path, data: bytes, keep: bool = False) -> None:
-        self.path, self.keep = path, keep
+
+def csv_row(number: int, fields: list[str], header: list[str]) -> RawRow | None:
+    """``exports._read_csv`` for one record (``None``: a blank record, which is no row)."""
+    raw = ",".join(fields)
+    if not any(x.strip() for x in fields):
+        return None
+    if len(fields) != len(header):
+        return RawRow(
+            number, None, raw, f"row has {len(fields)} fields but the header has {len(header)}"
+        )
+    return RawRow(number, dict(zip(header, fields, strict=True)), raw)
+
+
+class BulkRows:
+    """The row reader's view of each row read in bulk, on demand (few are ever asked for).
+
+    Picklable without the file's bytes, so that a worker process can hand it back.
+    """
+
+    def row(self, i: int) -> RawRow | None:
+        """Row ``i`` of the bulk table as the row reader reads it (None: a row it skips)."""
+        raise IndexError(f"no row {i} was read in bulk")
+
+    def release(self) -> None:
+        """Drop what is held in memory to answer quickly (the file is read again if asked)."""
+
+
+class FileRows(BulkRows):
+    """JSONL lines or CSV records: each bulk row's bytes, from memory or from the file."""
+
+    def __init__(
+        self,
+        path: Path,
+        data: bytes,
+        spans: np.ndarray,
+        lines: np.ndarray,
+        header: list[str] | None = None,
+        folded: bool = False,
+    ) -> None:
+        # spans: (n, 2) byte offsets of each row; lines: its line; header: CSV's (else JSONL);
+        # folded: the offsets are into the file with CRLF folded to LF, not into the file.
+        self.path, self.spans, self.lines = path, spans, lines
+        self.header, self.folded = header, folded
         self.data: bytes | None = data
 
-    def span(self, start: int, end: int) -> bytes:
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "data": None}
+
+    def release(self) -> None:
+        self.data = None
+
+    def _bytes(self, start: int, end: int) -> bytes:
         if self.data is not None:
             return self.data[start:end]
+        if self.folded:
+            return self.path.read_bytes().replace(b"\r\n", b"\n")[start:end]
         with self.path.open("rb") as f:
             f.seek(start)
             return f.read(end - start)
 
+    def row(self, i: int) -> RawRow | None:
+        start, end = (int(x) for x in self.spans[i])
+        text = self._bytes(start, end).decode("utf-8")
+        if self.header is None:
+            return jsonl_row(int(self.lines[i]), text)
+        return csv_row(int(self.lines[i]), csv_fields(text), self.header)
+
+
+class ParquetRows(BulkRows):
+    """Rows of a Parquet file, as ``to_pylist`` gives them."""
+
+    def __init__(self, path: Path, table: pa.Table | None) -> None:
+        self.path, self.table = path, table
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "table": None}
+
     def release(self) -> None:
-        if not self.keep:
-            self.data = None
+        self.table = None
+
+    def row(self, i: int) -> RawRow | None:
+        if self.table is None:
+            self.table = pq.read_table(self.path)
+        value = self.table.slice(i, 1).to_pylist()[0]
+        return RawRow(i + 1, value, json.dumps(value, default=str, sort_keys=True))
 
 
 @dataclass
@@ -43,14 +130,7 @@ class Frame:
     table: pa.Table
     lines: np.ndarray  # int64, the line of each row of ``table``
     slow: list[RawRow] = field(default_factory=list)
-    # The row reader's view of table row i; None for a row it skips (a CSV row of blank fields).
-    raw_row: Callable[[int], RawRow | None] = _no_bulk_rows
-    source: FileBytes | None = None
-
-    def release(self) -> None:
-        """Drop the file's bytes (``raw_row`` reads what it needs from disk from now on)."""
-        if self.source is not None:
-            self.source.release()
+    bulk: BulkRows = field(default_factory=BulkRows)
 
     @staticmethod
     def rows_only(export: exports.Export) -> Frame:

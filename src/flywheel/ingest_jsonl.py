@@ -18,29 +18,13 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from flywheel import exports
-from flywheel.exports import RawRow
-from flywheel.ingest_frame import FileBytes, Frame, join, line_spans, trustworthy
+from flywheel.ingest_frame import FileRows, Frame, join, jsonl_row, line_spans, trustworthy
 
 # JSONL lines per task of the two parsing threads, and per pyarrow call: large enough that a
 # call's fixed cost vanishes, small enough that a refused line costs little.
 _CHUNK_LINES = 4096
 _WINDOW_MIN, _WINDOW_MAX = 16, 4096
 _ROW_IN_ERROR = re.compile(r"in row (\d+)\s*$")
-
-
-def _jsonl_row(number: int, text: str) -> RawRow | None:
-    """``exports._read_jsonl`` for one line (``None``: a blank line, which is no row)."""
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return RawRow(
-            number, None, text, f"line is not valid JSON ({exc.msg} at column {exc.colno})"
-        )
-    if not isinstance(value, dict):
-        return RawRow(number, None, text, f"line is a JSON {type(value).__name__}, not an object")
-    return RawRow(number, value, text)
 
 
 def _last_non_blank(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -113,23 +97,14 @@ def read(export: exports.Export, data: bytes, columns: dict[str, pa.DataType]) -
     refused[parsed] = False
     slow = []
     for i in np.sort(np.concatenate((np.flatnonzero(~bulk), picked[refused]))).tolist():
-        row = _jsonl_row(i + 1, data[starts[i] : ends[i]].decode("utf-8"))
+        row = jsonl_row(i + 1, data[starts[i] : ends[i]].decode("utf-8"))
         if row is not None:
             slow.append(row)
     rows = picked[parsed]
-    # Folded CRLF moved the offsets off the file's: then the folded bytes stay.
-    source = FileBytes(export.file, data, keep=folded)
-    del b
-
-    def raw_row(i: int) -> RawRow:
-        line = int(rows[i])
-        s, e = int(starts[line]), int(ends[line])
-        text = source.span(s, e).decode("utf-8")
-        found = _jsonl_row(line + 1, text)
-        assert found is not None
-        return found
-
-    return Frame(_concat(tables, columns), rows + 1, slow, raw_row, source)
+    where = np.stack((starts[rows], ends[rows]), axis=1)
+    # Folded CRLF moved the offsets off the file's: then the bytes are folded again if asked.
+    found = FileRows(export.file, data, where, rows + 1, folded=folded)
+    return Frame(_concat(tables, columns), rows + 1, slow, found)
 
 
 def _concat(tables: list[pa.Table], columns: dict[str, pa.DataType]) -> pa.Table:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 
 from flywheel import records
 from flywheel.guidelines import UNCATEGORIZED
+from flywheel.ingest_bytes import single as _arr
+from flywheel.ingest_frame import BulkRows
 from flywheel.ingest_text import content_hashes
 
 # Threads for the work done per export: pyarrow and numpy release the GIL, so one export's bulk
@@ -42,6 +44,20 @@ ROWS_SCHEMA = pa.schema(
 
 
 @dataclass
+class RawText:
+    """The raw text of a candidate, by its ``src``: bulk rows as read again, the others kept."""
+
+    bulk: BulkRows
+    kept: list[str]  # of the row path's records, candidate src -1 - i
+
+    def __call__(self, src: int) -> str:
+        if src < 0:
+            return self.kept[-1 - src]
+        row = self.bulk.row(src)
+        return "" if row is None else row.raw
+
+
+@dataclass
 class Delivered:
     """One export after mapping: its candidate rows and the rows already quarantined."""
 
@@ -49,8 +65,8 @@ class Delivered:
     manifest: dict[str, Any]
     candidates: pa.Table  # ingest_map.CANDIDATE
     alive: np.ndarray  # per candidate: whether it counts (the others were handed to the row path)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)  # file, line, reason, raw
-    raw: Callable[[int], str] = str  # raw text of the candidate whose ``src`` is given
+    quarantined: list[dict[str, Any]]  # rows the row path quarantined: file, line, reason, raw
+    raw: RawText
 
     @property
     def long(self) -> bool:
@@ -64,41 +80,37 @@ class Settled:
     quarantine: list[dict[str, Any]]  # by file and line
 
 
-def _arr(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
 def _np(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    values = _arr(values)
     return np.asarray(values.fill_null(False) if pa.types.is_boolean(values.type) else values)
 
 
-def hash_heads(candidates: pa.Table, alive: np.ndarray) -> pa.Table:
+def hash_heads(candidates: pa.Table, alive: np.ndarray, long: bool) -> pa.Table:
     """``candidates`` with the content hash of every row that can make a record.
 
-    Only the first live row of an id in an export can (a later one repeats the id or adds an
-    annotation to a long-layout item), so only those are hashed; ``settle`` hashes any record
-    still without one. Done per export, while the exports are still mapped in parallel.
+    In a long layout only the first live row of an item can (the later ones add annotations),
+    so only those are hashed; elsewhere every live row (a repeated id is rare, and hashing it
+    is harmless). ``settle`` hashes any record still without one. Done per export, while the
+    exports are still mapped in parallel.
     """
     chash = _arr(candidates["content_hash"])
     missing = alive & np.asarray(chash.is_null())
     if not missing.any():
         return candidates
-    line = _np(candidates["line"])
-    codes = _np(pc.dictionary_encode(_arr(candidates["id"])).indices.fill_null(0))
-    order = np.flatnonzero(alive)
-    order = order[np.argsort(line[order], kind="stable")]
-    _, at = np.unique(codes[order], return_index=True)
-    heads = np.zeros(len(alive), dtype=bool)
-    heads[order[at]] = True
+    heads = np.ones(len(alive), dtype=bool)
+    if long:
+        line = _np(candidates["line"])
+        codes = _np(pc.dictionary_encode(_arr(candidates["id"])).indices.fill_null(0))
+        order = np.flatnonzero(alive)
+        order = order[np.argsort(line[order], kind="stable")]
+        _, at = np.unique(codes[order], return_index=True)
+        heads[:] = False
+        heads[order[at]] = True
     wanted = heads & missing
     if not wanted.any():
         return candidates
     mask = pa.array(wanted)
-    found = content_hashes(
-        _arr(candidates["prompt"]).filter(mask), _arr(candidates["response"]).filter(mask)
-    )
+    found = content_hashes(candidates["prompt"].filter(mask), candidates["response"].filter(mask))
     index = candidates.schema.get_field_index("content_hash")
     return candidates.set_column(
         index, candidates.schema.field(index), pc.replace_with_mask(chash, mask, found)
@@ -326,26 +338,26 @@ def _ledger(
     which = np.full(n + k, -1, dtype=np.int64)
     which[np.fromiter(detail.keys(), np.int64, len(detail))] = np.arange(len(detail))
     which[n:] = np.arange(len(detail), len(detail) + k)
-    record_id = pa.concat_arrays(
-        [pc.if_else(pa.array(accepted), ids, pa.nulls(n, pa.string())), pa.nulls(k, pa.string())]
-    )
+    # The row index of each row's record id (-1: none), so that every column is built once,
+    # already in order, by a single take.
+    record = np.full(n + k, -1, dtype=np.int64)
+    record[np.flatnonzero(accepted)] = np.flatnonzero(accepted)
     rank = np.empty(len(paths), dtype=np.int64)
     rank[sorted(range(len(paths)), key=lambda i: paths[i])] = np.arange(len(paths))
-    counted = np.concatenate((alive, np.ones(k, dtype=bool)))
-    chosen = np.flatnonzero(counted)
-    order = pa.array(chosen[np.lexsort((all_line[chosen], rank[all_export[chosen]]))])
+    chosen = np.flatnonzero(np.concatenate((alive, np.ones(k, dtype=bool))))
+    order = chosen[np.lexsort((all_line[chosen], rank[all_export[chosen]]))]
 
-    def pick(values: list[str], index: np.ndarray) -> pa.Array:
-        return pa.array(values, pa.string()).take(pa.array(index, mask=index < 0))
+    def pick(values: list[str] | pa.Array, index: np.ndarray) -> pa.Array:
+        source = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        return source.take(pa.array(index[order], mask=index[order] < 0))
 
-    table = pa.table(
+    return pa.table(
         {
             "file": pick(paths, all_export),
-            "line": pa.array(all_line),
-            "record_id": record_id,
+            "line": pa.array(all_line[order]),
+            "record_id": pick(ids, record),
             "fate": pick(["quarantined", "excluded"], fate),
             "detail": pick(texts, which),
         },
         schema=ROWS_SCHEMA,
     )
-    return table.take(order)

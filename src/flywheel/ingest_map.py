@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from flywheel import ingest_annotations, records, validate_rows
 from flywheel.guidelines import UNCATEGORIZED
+from flywheel.ingest_bytes import single
 from flywheel.ingest_text import content_hashes
 from flywheel.scrub import KINDS, scrub_array
 
@@ -95,8 +96,7 @@ class Rows:
     def column(self, name: str | None) -> pa.Array | None:
         if name is None or name not in self.table.column_names:
             return None
-        col = self.table.column(name)
-        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        return single(self.table.column(name))
 
     def text(self, name: str | None) -> pa.Array | None:
         """Column ``name`` as strings; rows holding another type go to the row path."""
@@ -179,8 +179,8 @@ def map_rows(spec: Spec, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, 
         col = (
             rows.required(fields[name]) if name != "reference" else rows.optional(fields.get(name))
         )
-        rows.slow |= _np(pc.greater(pc.utf8_length(col), spec.max_chars))
-        texts[name], found = scrub_array(col, spec.scrub_kinds)
+        rows.slow |= _over(col, spec.max_chars)
+        texts[name], found = scrub_array(col, spec.scrub_kinds, repeats=spec.layout == "long")
         hits.append(found)
     if spec.layout == "long":
         native = rows.required(manifest["annotations"]["item"])
@@ -207,6 +207,14 @@ def map_rows(spec: Spec, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, 
     table = pa.table(columns, schema=CANDIDATE)
     rows.slow |= ~validate_rows.valid(_as_records(spec, table))
     return table, rows.slow
+
+
+def _over(texts: pa.Array, most: int) -> np.ndarray:
+    """Strings longer than ``most`` characters (a string has at least as many bytes)."""
+    over = _np(pc.greater(pc.binary_length(texts), most))
+    if over.any():
+        over[over] = _np(pc.greater(pc.utf8_length(texts.filter(pa.array(over))), most))
+    return over
 
 
 def _hashes(prompts: pa.Array, responses: pa.Array, wanted: np.ndarray) -> pa.Array:

@@ -21,7 +21,6 @@ random exports in every format and layout.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel import exports, ingest_csv, ingest_jsonl
-from flywheel.exports import RawRow
-from flywheel.ingest_frame import Frame
+from flywheel.ingest_frame import Frame, ParquetRows
 
 __all__ = ["Frame", "read"]
 
@@ -54,9 +52,5 @@ def read(export: exports.Export, jsonl_columns: dict[str, pa.DataType] | None) -
 
 def _parquet(path: Path) -> Frame:
     table = pq.read_table(path)
-
-    def raw_row(i: int) -> RawRow:
-        value = table.slice(i, 1).to_pylist()[0]
-        return RawRow(i + 1, value, json.dumps(value, default=str, sort_keys=True))
-
-    return Frame(table, np.arange(1, table.num_rows + 1, dtype=np.int64), [], raw_row)
+    lines = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return Frame(table, lines, [], ParquetRows(path, table))

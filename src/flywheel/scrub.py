@@ -127,13 +127,16 @@ _CANDIDATE = {
 # One pass of all of them finds the rows any rule could change; most rows stop there.
 _ANY = "|".join(f"(?:{p})" for p in _CANDIDATE.values())
 
-# Card and phone matches are made only of digits and a few separators, so each lies inside one
-# maximal run of those characters, and ``_card``/``_phone`` accept it only if the run holds 13
-# (9) digits. These RE2 patterns match exactly such runs, whole (leftmost start, greedy end), in
-# ASCII text, where RE2's [0-9] is Python's \d. In a string with one such run, the rule's Python
-# pattern need only search the run (``_in_run``), not the whole string.
+# Card, IBAN and phone matches are made of a few characters only (digits and separators;
+# capitals, digits and spaces), so each lies inside one maximal run of those characters, and
+# only a run holding what every accepted match holds can matter: 13 digits for a card, 9 for a
+# phone, two capitals, two digits and two groups of four for an IBAN. These RE2 patterns match
+# exactly such runs, whole (leftmost start, greedy end), in ASCII text, where RE2's [0-9] is
+# Python's \d. In a string with one such run, the rule's Python pattern need only search the
+# run (``_in_runs``), not the whole string.
 _RUN = {
     "card": r"[ -]*(?:[0-9][ -]*){13}[0-9 -]*",
+    "iban": r"[A-Z0-9 ]*[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2}[A-Z0-9 ]*",
     "phone": r"[ ().+-]*(?:[0-9][ ().+-]*){9}[0-9 ().+-]*",
 }
 
@@ -141,7 +144,7 @@ _RUN = {
 def _in_runs(kind: str, texts: list[str], spans: list[tuple[int, int]]) -> list[str]:
     """``_apply(kind, t)`` for strings whose accepted matches all lie in one run, ``t[a:a+n]``.
 
-    A match, its lookbehind, lookahead and ``\b`` see the run and one character on each side,
+    A match and its lookbehind, lookahead and ``\b`` see the run and one character each side,
     nothing more. So each run goes with those two characters into one string, runs separated
     by NUL (which, like the ends of a string, is no word character, no ``#`` and no ``-``), and
     the rule's pattern runs once over all of them.
@@ -193,17 +196,26 @@ def _python(kind: str, texts: pa.Array, plain: np.ndarray) -> pa.Array:
 
 
 def scrub_array(
-    texts: pa.Array, kinds: Iterable[str] = KINDS
+    texts: pa.Array, kinds: Iterable[str] = KINDS, repeats: bool = False
 ) -> tuple[pa.Array, dict[str, np.ndarray]]:
     """``scrub`` over a string column: the scrubbed column and, per kind wanted, the rows it hit.
 
     For every non-null ``t`` this is exactly ``scrub(t, kinds)``: the text, and ``kind in found``
-    is ``hits[kind][i]``. Nulls stay null.
+    is ``hits[kind][i]``. Nulls stay null. ``repeats`` says that texts repeat a lot (a long
+    layout repeats them for every annotator): each distinct text is then scrubbed once.
     """
     wanted = [k for k in KINDS if k in set(kinds)]
     if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
+        # combine_chunks copies even a lone chunk.
+        texts = texts.chunk(0) if texts.num_chunks == 1 else texts.combine_chunks()
     texts = texts.cast(pa.string())
+    if repeats:
+        encoded = pc.dictionary_encode(texts)
+        distinct, found = scrub_array(encoded.dictionary, wanted)
+        # A null row points one past the distinct texts, where no kind was found.
+        index = np.asarray(encoded.indices.fill_null(len(distinct)))
+        hits = {k: np.append(h, False)[index] for k, h in found.items()}
+        return distinct.take(encoded.indices), hits
     n = len(texts)
     hits = {kind: np.zeros(n, dtype=bool) for kind in wanted}
     rows = np.flatnonzero(np.asarray(pc.match_substring_regex(texts, _ANY).fill_null(False)))

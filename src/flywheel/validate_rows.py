@@ -63,6 +63,9 @@ def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _min_length(column: pa.Array, minimum: int) -> np.ndarray:
     """A non-null string of at least ``minimum`` characters (code points, as jsonschema counts)."""
+    if minimum <= 1:
+        # At least one character is at least one byte: no need to count characters.
+        return _np(pc.greater_equal(pc.binary_length(column), minimum))
     return _np(pc.greater_equal(pc.utf8_length(column), minimum))
 
 
