@@ -34,6 +34,7 @@ import krippendorff
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+from timing import median_time
 
 from flywheel.stats import Ratings, krippendorff_alpha, summarize
 from flywheel.stats import fleiss_kappa as fleiss_kappa_stat
@@ -56,16 +57,6 @@ def make_codes(n_items: int, n_annotators: int, seed: int) -> np.ndarray:
         label = np.where(roll < accuracy[j], truth, np.where(roll < accuracy[j] + 0.1, near, noise))
         codes[:, j] = np.where(rng.random(n_items) < 0.15, -1, label)
     return codes
-
-
-def median_time(run: Callable[[], T], repeats: int) -> tuple[float, T]:
-    """Median wall time of ``repeats`` calls, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def median_time_fresh(

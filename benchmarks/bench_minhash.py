@@ -34,12 +34,12 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
+from timing import median_time
 
 from flywheel import minhash as mh
 
@@ -53,16 +53,6 @@ from test_minhash import (
 
 T = TypeVar("T")
 Pairs = set[tuple[int, int]]
-
-
-def median_time(run: Callable[[], T], repeats: int) -> tuple[float, T]:
-    """Median wall time of ``repeats`` calls, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def ours(texts: list[str], threshold: float) -> np.ndarray:
