@@ -10,9 +10,8 @@ import pytest
 from conftest import manifest, row, write_export
 from flywheel import agreement, guidelines, pipeline
 from flywheel.errors import GateError
-from flywheel.label import Outputs
 
-LABELLED = Outputs().records
+LABELLED = pipeline.LAYERS["agreement"]
 
 
 def build(repo: Path, rows: list[dict[str, object]]) -> None:

@@ -111,6 +111,24 @@ def test_signatures_are_cached_by_text_and_refused_under_other_params(tmp_path: 
     assert other["signatures_computed"] == 20
 
 
+def test_pairs_kept_by_round_give_the_same_clusters_as_a_fresh_build(tmp_path: Path) -> None:
+    cache = tmp_path / "minhash.parquet"
+    old = [record(f"s/{i}", response=f"{BASE} Ref {i % 6}.") for i in range(12)]
+    new = [record(f"s/n{i}", round=2, response=f"{BASE} Ref {i % 9}.") for i in range(9)]
+    newer = [record(f"s/m{i}", round=3, response=f"{BASE} Case {i}.") for i in range(4)]
+    dedup.apply(table(old), G, P, cache)
+    _, _, counts = dedup.apply(table(old + new), G, P, cache)
+    assert counts["pair_keys_reused"] == 6  # round 1's six distinct texts
+    for rows in (old + new, old + new + newer):
+        cached_out, cached_pairs, _ = dedup.apply(table(rows), G, P, cache)
+        fresh_out, fresh_pairs, _ = dedup.apply(table(rows), G, P)
+        assert cached_out.equals(fresh_out) and cached_pairs.equals(fresh_pairs)
+    assert dedup.pairs_cache(cache).exists()
+    # Other parameters do not reuse the pairs.
+    _, _, other = dedup.apply(table(old + new), G, {**P, "threshold": 0.7}, cache)
+    assert other["pair_keys_reused"] == 0
+
+
 texts = st.lists(
     st.sampled_from(
         [BASE, BASE.upper(), BASE.replace("Monday", "Tuesday"), "Fine.", "Okay then.", "c"]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import PROJECT, fresh_repo, manifest, row, write_export
-from flywheel import exports, guidelines, ingest, params, schemas, validate_rows
+from flywheel import exports, guidelines, ingest, params, schemas, store, validate_rows
 from flywheel import records as records_mod
 from flywheel.errors import ConfigError
 from flywheel.guidelines import UNCATEGORIZED
@@ -31,7 +31,14 @@ def run(repo: Path) -> dict[str, object]:
 
 
 def records(repo: Path) -> list[dict[str, object]]:
-    return pq.read_table(repo / ingest.Outputs().records).to_pylist()
+    return store.load([repo / ingest.Outputs().records]).to_pylist()
+
+
+def output_bytes(repo: Path) -> dict[str, bytes]:
+    """Every file ingest writes, by path."""
+    out = ingest.Outputs()
+    files = [*(repo / out.records).iterdir(), repo / out.rows, repo / out.quarantine]
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(files)}
 
 
 def quarantine(repo: Path) -> list[dict[str, object]]:
@@ -227,9 +234,51 @@ def test_ingest_is_deterministic_regardless_of_file_order(repo: Path) -> None:
     write_export(repo, manifest("td-1"), [row(i) for i in range(5)])
     write_export(repo, manifest("td-2", round=2), [row(i) for i in range(5, 9)])
     run(repo)
-    first = (repo / ingest.Outputs().records).read_bytes()
+    first = output_bytes(repo)
     run(repo)
-    assert (repo / ingest.Outputs().records).read_bytes() == first
+    assert output_bytes(repo) == first
+
+
+def test_unchanged_exports_keep_their_part_and_the_outputs_equal_a_fresh_build(
+    repo: Path,
+) -> None:
+    write_export(repo, manifest("td-1"), [row(i) for i in range(5)] + ["{broken"])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(5, 9)])
+    run(repo)
+    folder = repo / ingest.Outputs().records
+    kept = folder / store.partition_name(1, "td-1")
+    stamp = kept.stat().st_mtime_ns
+    # A new round and a changed export: only those two are mapped again.
+    write_export(repo, manifest("td-3", round=3), [row(i) for i in range(9, 12)])
+    write_export(repo, manifest("td-2", round=2), [row(i, b="over_refusal") for i in range(5, 9)])
+    metrics = run(repo)
+    assert kept.stat().st_mtime_ns == stamp
+    assert metrics["records"] == 5 + 4 + 3
+    incremental = output_bytes(repo)
+    shutil.rmtree(folder)
+    run(repo)
+    assert output_bytes(repo) == incremental
+    # A removed export takes its part with it.
+    shutil.rmtree(repo / "data/raw/td-3")
+    run(repo)
+    assert not list(folder.glob("r0003-*"))
+
+
+def test_exports_sharing_ids_are_settled_together_as_one_ingest(repo: Path) -> None:
+    write_export(repo, manifest("td-1"), [row(i) for i in range(4)])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(2, 6)])
+    run(repo)  # td-2 repeats ids 2 and 3: the first delivery wins
+    p = params.load(repo / "params.yaml")
+    whole = ingest.ingest(
+        Path("data/raw"), guidelines.load(repo / "guidelines/labels.yaml"), p["ingest"]
+    )
+    assert records(repo) == whole.records.to_pylist()
+    assert pq.read_table(repo / ingest.Outputs().rows).equals(whole.rows)
+    assert quarantine(repo) == whole.quarantine
+    assert [q["reason"] for q in quarantine(repo)] == [
+        "id 'prod_thumbs_down/td-0002' was already delivered at data/raw/td-1/records.jsonl:3",
+        "id 'prod_thumbs_down/td-0003' was already delivered at data/raw/td-1/records.jsonl:4",
+    ]
 
 
 # --- The vectorized parts, each against the definition it replaces ----------------------------

@@ -9,6 +9,7 @@ be read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flywheel import store
 from flywheel.agree import format_text
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
-from flywheel.io import read_parquet, write_json, write_text
+from flywheel.io import write_json, write_text
 from flywheel.stats import Ratings, summarize
 
 
@@ -115,9 +117,12 @@ class Outputs:
 
 
 def run(
-    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+    layers: Sequence[Path],
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    ratings, final = ratings_of(read_parquet(source), guidelines)
+    ratings, final = ratings_of(store.load(layers, ["id", "annotations", "label"]), guidelines)
     level = params.get("level", "nominal")
     summary = summarize(
         ratings,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records
+from flywheel import records, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
-from flywheel.io import read_parquet, write_json, write_parquet
+from flywheel.io import write_json
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,12 @@ def apply(table: pa.Table, guidelines: Guidelines, rules: list[Detector]) -> pa.
         out[pending[hit]] = rule.category
         source[pending[hit]] = "detector"
         pending = pending[~hit]
-    return records.conform(
+    return records.typed(
         records.replace(
             table,
             error_category=pa.array(out, pa.string()),
             category_source=pa.array(source, pa.string()),
-        ),
-        sort=False,
+        )
     )
 
 
@@ -108,10 +108,18 @@ class Outputs:
     metrics: Path = Path("metrics/bucket.json")
 
 
+COLUMNS = ("error_category", "category_source")
+
+
 def run(
-    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+    layers: Sequence[Path],
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    table = apply(read_parquet(source), guidelines, detectors(params, guidelines))
+    rules = detectors(params, guidelines)
+    fields = sorted({r.field for r in rules})
+    table = apply(store.load(layers, ["id", "label", *fields]), guidelines, rules)
     cats = table.column("error_category").to_pylist()
     srcs = table.column("category_source").to_pylist()
     metrics = {
@@ -122,6 +130,6 @@ def run(
         ),
         "uncategorized": cats.count(UNCATEGORIZED),
     }
-    write_parquet(outputs.records, table)
+    store.write_patch(outputs.records, table, COLUMNS)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import minhash, records
+from flywheel import dedup_pairs, minhash, records, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest import normalize
-from flywheel.io import read_parquet, write_json, write_parquet
+from flywheel.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 Ints = npt.NDArray[np.int64]
@@ -108,23 +109,28 @@ def sign(
 def near_pairs(
     sigs: npt.NDArray[np.uint32], texts: pa.Array, threshold: float, mh: minhash.MinHashParams
 ) -> Ints:
-    """Verified near-duplicate pairs of keys.
+    """Verified near-duplicate pairs of keys all delivered in one round: what the stage finds
+    (``flywheel.dedup_pairs``). Candidates whose estimated Jaccard is within a few standard
+    errors of the threshold are decided by exact Jaccard of their shingle sets: the estimate
+    alone measured 0.85 precision and recall on tests/test_minhash.py's corpus, the exact check
+    1.0 and 0.99."""
+    n = len(sigs)
+    keys = [str(i) for i in range(n)]
+    pairs, _ = dedup_pairs.find(
+        sigs,
+        np.zeros(n, dtype=np.int64),
+        keys,
+        threshold,
+        mh,
+        lambda rows: texts.take(pa.array(rows)),
+        None,
+    )
+    return pairs
 
-    LSH candidates whose estimated Jaccard is within a few standard errors of the threshold are
-    decided by exact Jaccard of their shingle sets: the estimate alone measured 0.85 precision
-    and recall on tests/test_minhash.py's corpus, the exact check 1.0 and 0.99. Shingles are
-    recomputed only for records that have a candidate, so memory follows the duplicates, not N.
-    """
-    if len(sigs) < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    bands, rows = minhash.lsh_params(threshold, mh.num_perm)
-    candidates = minhash.candidate_pairs(sigs, bands, rows)
-    if not len(candidates):
-        return candidates
-    involved, local = np.unique(candidates, return_inverse=True)
-    shingles = minhash.shingle_hashes(texts.take(pa.array(involved)), mh)
-    kept = minhash.verify(sigs[involved], local.reshape(-1, 2), threshold, shingles=shingles)
-    return np.asarray(involved[kept], dtype=np.int64)
+
+def pairs_cache(signatures: Path) -> Path:
+    """Where the verified pairs are kept, beside the signatures (``flywheel.dedup_pairs``)."""
+    return signatures.with_name(signatures.stem + "_pairs" + signatures.suffix)
 
 
 def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.bool_]]:
@@ -185,10 +191,15 @@ def apply(
     sigs, computed = sign(
         text.take(pa.array(first_row[order])), [key_hex[k] for k in order], mh, cache
     )
-    pairs = (
-        minhash.near_duplicates(sigs, float(params["threshold"]))
-        if len(order) > 1
-        else np.zeros((0, 2), np.int64)
+    ordered_text = text.take(pa.array(first_row[order]))
+    pairs, pair_keys_reused = dedup_pairs.find(
+        sigs,
+        first_round[order],
+        [key_hex[k] for k in order],
+        float(params["threshold"]),
+        mh,
+        lambda keys: ordered_text.take(pa.array(keys)),
+        None if cache is None else pairs_cache(cache),
     )
     cluster, attached = cluster_keys(first_round[order], pairs)
     rec_cluster = cluster[rank[key_of]]
@@ -247,10 +258,11 @@ def apply(
         "near_duplicate_pairs": len(pairs),
         "signatures_computed": computed,
         "signatures_reused": len(key_hex) - computed,
+        "pair_keys_reused": pair_keys_reused,
         "exact_duplicates": int((dup & exact).sum()),
         "near_duplicates": int((dup & ~exact).sum()),
     }
-    return records.conform(out, sort=False), pair_ids, counts
+    return records.typed(out), pair_ids, counts
 
 
 def _fill_order(table: pa.Table, guidelines: Guidelines, cluster: Ints, rules: list[str]) -> Ints:
@@ -328,14 +340,36 @@ class Outputs:
     metrics: Path = Path("metrics/dedup.json")
 
 
+COLUMNS = ("cluster_id", "duplicate_of", "fate", "fate_detail", "queue_reasons")
+READS = (
+    "id",
+    "round",
+    "export_id",
+    "origin",
+    "content_hash",
+    "label",
+    "reviewed",
+    "error_category",
+    "fate",
+    "fate_detail",
+    "queue_reasons",
+)
+
+
 def run(
-    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+    layers: Sequence[Path],
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    table, pairs, counts = apply(read_parquet(source), guidelines, params, outputs.cache)
+    fields = list(params["fields"])
+    table = store.load(layers, list(dict.fromkeys([*READS, *fields])))
+    table, pairs, counts = apply(table, guidelines, params, outputs.cache)
     # Cache hits depend on what earlier builds left, not on the inputs: logged, not a metric,
     # so that the same inputs give byte-identical metrics.
     computed, reused = counts.pop("signatures_computed"), counts.pop("signatures_reused")
     log.info("dedup: %d signatures computed, %d reused from %s", computed, reused, outputs.cache)
+    log.info("dedup: pairs of %d keys reused from earlier rounds", counts.pop("pair_keys_reused"))
     sizes = table.group_by("cluster_id").aggregate([("id", "count")]).column("id_count").to_numpy()
     reasons = table.column("queue_reasons").to_pylist()
     metrics = {
@@ -347,7 +381,7 @@ def run(
         "largest_cluster": int(sizes.max(initial=0)),
         "conflicting_clusters": sum(1 for r in reasons if r and "conflicting_duplicates" in r),
     }
-    write_parquet(outputs.records, table)
+    store.write_patch(outputs.records, table, COLUMNS)
     write_parquet(outputs.pairs, pairs)
     write_json(outputs.metrics, metrics)
     return metrics

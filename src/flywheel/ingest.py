@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import exports, ingest_ledger, ingest_map, ingest_read, schemas
+from flywheel import exports, ingest_cache, ingest_ledger, ingest_map, ingest_read, schemas, store
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA
 from flywheel.ingest_text import content_hash, normalize
@@ -295,37 +295,86 @@ def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ing
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/ingest.parquet")
+    records: Path = Path("data/interim/ingest")  # one part per export (flywheel.ingest_cache)
     rows: Path = Path("data/interim/rows.parquet")
     quarantine: Path = Path("data/quarantine.jsonl")
     metrics: Path = Path("metrics/ingest.json")
 
 
+def _alone(ctx: _Ctx) -> ingest_cache.Part:
+    """One export ingested on its own (what it gives when no other export shares its ids)."""
+    settled = ingest_ledger.settle([ingest_export(ctx)], lambda raw: scrub(raw, ctx.scrub_kinds)[0])
+    return ingest_cache.Part(ctx.export, settled.records, settled.rows, settled.quarantine)
+
+
+def _together(contexts: list[_Ctx]) -> list[ingest_cache.Part]:
+    """Every export settled together (they share ids), split back into parts by export."""
+    kinds = contexts[0].scrub_kinds
+    settled = ingest_ledger.settle(_map_exports(contexts), lambda raw: scrub(raw, kinds)[0])
+    parts = []
+    for ctx in contexts:
+        mine = pc.equal(settled.records["export_id"], ctx.export.export_id)
+        rows = settled.rows.filter(pc.equal(settled.rows["file"], ctx.path))
+        quarantine = [q for q in settled.quarantine if q["file"] == ctx.path]
+        parts.append(ingest_cache.Part(ctx.export, settled.records.filter(mine), rows, quarantine))
+    return parts
+
+
 def run(
     raw_dir: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
 ) -> dict[str, Any]:
-    """Ingest every export under ``raw_dir`` and write the stage's outputs atomically."""
-    result = ingest(raw_dir, guidelines, params)
-    table, rows = result.records, result.rows
+    """Ingest every export under ``raw_dir``; an export whose fingerprint is unchanged since the
+    last build keeps its part of the output (``flywheel.ingest_cache``)."""
+    kinds = tuple(params["scrub"])
+    contexts = [
+        _Ctx(export, guidelines, kinds, int(params["max_chars"]), export.file.as_posix())
+        for export in exports.discover(raw_dir)
+    ]
+    folder = outputs.records
+    folder.mkdir(parents=True, exist_ok=True)
+    prints = ingest_cache.fingerprints([c.export for c in contexts], guidelines, params)
+    names = [ingest_cache.part_name(c.export) for c in contexts]
+    todo = [
+        i
+        for i, name in enumerate(names)
+        if ingest_cache.stored_fingerprint(folder, name) != prints[i]
+    ]
+    ingest_cache.remove_others(folder, set(names))
+    # The largest first, two at a time: both threads then finish together.
+    todo.sort(key=lambda i: -contexts[i].export.file.stat().st_size)
+
+    def one(i: int) -> pa.Array:
+        part = _alone(contexts[i])
+        ingest_cache.write(folder, part, prints[i])
+        return part.records.column("id").combine_chunks()
+
+    with ThreadPoolExecutor(ingest_ledger.THREADS) as pool:
+        fresh = dict(zip(todo, pool.map(one, todo), strict=True))
+    ids = [
+        fresh[i] if i in fresh else ingest_cache.read_ids(folder, n) for i, n in enumerate(names)
+    ]
+    every = pa.chunked_array(ids, pa.string())
+    if len(every) and pc.count_distinct(every).as_py() < len(every):
+        for part in _together(contexts):
+            ingest_cache.write(folder, part, "")  # not reusable alone: settled with the others
+    by_path = sorted(range(len(contexts)), key=lambda i: contexts[i].path)
+    rows = pa.concat_tables(
+        [ingest_cache.read_rows(folder, names[i]) for i in by_path] or [ROWS_SCHEMA.empty_table()]
+    )
+    quarantine = [q for i in by_path for q in ingest_cache.read_quarantine(folder, names[i])]
+    table = store.read_layer(folder, ["round", "pii"])
     metrics = {
         "rows_read": rows.num_rows,
         "records": table.num_rows,
-        "quarantined": len(result.quarantine),
+        "quarantined": len(quarantine),
         "superseded_annotations": int(pc.sum(pc.equal(rows["fate"], "excluded")).as_py() or 0),
         "exports": pc.count_distinct(rows["file"]).as_py(),
         "pii_records": int(pc.sum(pc.greater(pc.list_value_length(table["pii"]), 0)).as_py() or 0),
         "pii_kinds": _counts(pc.list_flatten(table["pii"])),
         "records_per_round": {str(k): v for k, v in _counts(table["round"]).items()},
     }
-    # Each file is written atomically on its own; the two Parquet files at the same time.
-    with ThreadPoolExecutor(max_workers=ingest_ledger.THREADS) as pool:
-        done = [
-            pool.submit(write_parquet, outputs.records, table),
-            pool.submit(write_parquet, outputs.rows, rows),
-        ]
-        write_jsonl(outputs.quarantine, result.quarantine)
-        for future in done:
-            future.result()
+    write_parquet(outputs.rows, rows.combine_chunks())
+    write_jsonl(outputs.quarantine, quarantine)
     write_json(outputs.metrics, metrics)
     return metrics
 

@@ -74,9 +74,10 @@ def write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Write ``table`` deterministically (no creation timestamps, fixed row groups, zstd)."""
-    table = table.replace_schema_metadata(None)
+def write_parquet(path: Path, table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write ``table`` deterministically (no creation timestamps, fixed row groups, zstd), with
+    ``metadata`` as its only schema metadata."""
+    table = table.replace_schema_metadata(metadata)
     with atomic_open(path, "wb") as f:
         pq.write_table(
             table,

@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records, reviews
+from flywheel import records, reviews, store
 from flywheel.guidelines import Guidelines, version_key
-from flywheel.io import read_parquet, write_json, write_parquet
+from flywheel.io import write_json
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def apply(
         reviewed=pa.array(reviewed),
         review=pa.array(review.tolist(), records.REVIEW),
     )
-    return records.conform(out, sort=False)
+    return records.typed(out)
 
 
 @dataclass(frozen=True)
@@ -137,14 +137,17 @@ class Outputs:
     metrics: Path = Path("metrics/label.json")
 
 
+COLUMNS = ("label", "label_status", "label_guideline_version", "reviewed", "review")
+
+
 def run(
-    source: Path,
+    layers: Sequence[Path],
     reviews_dir: Path,
     guidelines: Guidelines,
     params: dict[str, Any],
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    table = read_parquet(source)
+    table = store.load(layers, ["id", "annotations"])
     decisions = reviews.load(reviews_dir, guidelines)
     labeled = apply(
         table, decisions, guidelines, int(params["min_annotators"]), float(params["agree_share"])
@@ -160,6 +163,6 @@ def run(
         # A decision for an id no export delivered is usually a typo in the id: shown, not fatal.
         "unknown_review_ids": unknown,
     }
-    write_parquet(outputs.records, labeled)
+    store.write_patch(outputs.records, labeled, COLUMNS)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -246,6 +246,41 @@ def near_duplicates(
     return verify(sigs, candidates, threshold, shingles=shingles, margin_sd=margin_sd)
 
 
+def cross_candidates(
+    new_signatures: npt.ArrayLike,
+    old_signatures: npt.ArrayLike,
+    bands: int,
+    rows: int,
+    *,
+    max_bucket: int = DEFAULT_MAX_BUCKET,
+) -> Int64Array:
+    """Candidate pairs ``(new_index, old_index)`` between new and old records, unverified: the
+    cross pairs ``candidate_pairs`` gives over ``old`` followed by ``new`` (see
+    ``match_against``, which verifies them)."""
+    new = _check_signatures(new_signatures, "new_signatures")
+    old = _check_signatures(old_signatures, "old_signatures")
+    n_old = old.shape[0]
+    order, starts, sizes = _buckets(
+        *_band_keys(np.concatenate((old, new)), bands, rows), bands, max_bucket
+    )
+    # Same buckets and order as candidate_pairs over old + new; each new record pairs with the
+    # old records of its bucket that are within max_bucket - 1 positions of it.
+    group, position = _expand(starts, sizes)
+    record = order[position] // bands
+    is_old = record < n_old
+    old_positions, new_positions = position[is_old], position[~is_old]
+    new_group = group[~is_old]
+    window = max_bucket - 1
+    lo = np.maximum(starts[new_group], new_positions - window)
+    hi = np.minimum(starts[new_group] + sizes[new_group], new_positions + window + 1)
+    first = np.searchsorted(old_positions, lo)
+    count = np.searchsorted(old_positions, hi) - first
+    source, partner = _expand(first, count)
+    new_idx = order[new_positions[source]] // bands - n_old
+    old_idx = order[old_positions[partner]] // bands
+    return _unique_pairs(new_idx, old_idx, max(n_old, 1))
+
+
 def match_against(
     new_signatures: npt.ArrayLike,
     old_signatures: npt.ArrayLike,
@@ -288,25 +323,7 @@ def match_against(
             "both new_shingles and old_shingles, or neither."
         )
     n_old = old.shape[0]
-    order, starts, sizes = _buckets(
-        *_band_keys(np.concatenate((old, new)), bands, rows), bands, max_bucket
-    )
-    # Same buckets and order as candidate_pairs over old + new; each new record pairs with the
-    # old records of its bucket that are within max_bucket - 1 positions of it.
-    group, position = _expand(starts, sizes)
-    record = order[position] // bands
-    is_old = record < n_old
-    old_positions, new_positions = position[is_old], position[~is_old]
-    new_group = group[~is_old]
-    window = max_bucket - 1
-    lo = np.maximum(starts[new_group], new_positions - window)
-    hi = np.minimum(starts[new_group] + sizes[new_group], new_positions + window + 1)
-    first = np.searchsorted(old_positions, lo)
-    count = np.searchsorted(old_positions, hi) - first
-    source, partner = _expand(first, count)
-    new_idx = order[new_positions[source]] // bands - n_old
-    old_idx = order[old_positions[partner]] // bands
-    pairs = _unique_pairs(new_idx, old_idx, max(n_old, 1))
+    pairs = cross_candidates(new, old, bands, rows, max_bucket=max_bucket)
     estimate = _agreements(new, old, pairs[:, 0], pairs[:, 1])
     exact = None
     if new_shingles is not None and old_shingles is not None:

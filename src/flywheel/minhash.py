@@ -26,7 +26,8 @@ is importable from ``flywheel.minhash`` (all listed in ``__all__``). Where each 
 - ``flywheel.minhash`` (here): ``signatures``, ``sketch``.
 - ``flywheel.jaccard``: ``estimated_jaccard``, ``exact_jaccard``, ``exact_jaccard_pairs``,
   ``verify``.
-- ``flywheel.lsh``: ``lsh_params``, ``candidate_pairs``, ``near_duplicates``, ``match_against``.
+- ``flywheel.lsh``: ``lsh_params``, ``candidate_pairs``, ``cross_candidates``, ``near_duplicates``,
+  ``match_against``.
 - ``flywheel.signature_store``: ``save_signatures``, ``load_signatures`` and their errors.
 
 Signatures are comparable only when every field of ``MinHashParams`` matches; ``SCHEME_VERSION``
@@ -60,6 +61,7 @@ from flywheel.lsh import (
     DEFAULT_LSH_WEIGHTS,
     DEFAULT_MAX_BUCKET,
     candidate_pairs,
+    cross_candidates,
     lsh_params,
     match_against,
     near_duplicates,
@@ -105,6 +107,7 @@ __all__ = [
     "SignatureParamsError",
     "candidate_pairs",
     "clusters",
+    "cross_candidates",
     "estimated_jaccard",
     "exact_jaccard",
     "exact_jaccard_pairs",

@@ -27,21 +27,46 @@ class Repo:
     reviews: Path = Path("data/reviews")
 
 
+# The layers each stage reads (``flywheel.store``): ingest's records, then the stages' patches.
+LAYERS = {
+    "label": (ingest.Outputs().records,),
+    "agreement": (ingest.Outputs().records, label.Outputs().records),
+    "bucket": (ingest.Outputs().records, label.Outputs().records),
+    "dedup": (ingest.Outputs().records, label.Outputs().records, bucket.Outputs().records),
+    "queue": (
+        ingest.Outputs().records,
+        label.Outputs().records,
+        bucket.Outputs().records,
+        dedup.Outputs().records,
+    ),
+    "split": (
+        ingest.Outputs().records,
+        label.Outputs().records,
+        bucket.Outputs().records,
+        dedup.Outputs().records,
+        queue.Outputs().records,
+    ),
+}
+
+
 def _stages() -> dict[
     str, Callable[[Repo, dict[str, Any], guidelines_mod.Guidelines], dict[str, Any]]
 ]:
     return {
         "ingest": lambda r, p, g: ingest.run(Path(p["ingest"]["raw_dir"]), g, p["ingest"]),
-        "label": lambda r, p, g: label.run(ingest.Outputs().records, r.reviews, g, p["label"]),
-        "agreement": lambda r, p, g: agreement.run(label.Outputs().records, g, p["agreement"]),
-        "bucket": lambda r, p, g: bucket.run(label.Outputs().records, g, p["bucket"]),
-        "dedup": lambda r, p, g: dedup.run(bucket.Outputs().records, g, p["dedup"]),
-        "queue": lambda r, p, g: queue.run(dedup.Outputs().records, g, p["queue"]),
-        "split": lambda r, p, g: split.run(
-            queue.Outputs().records, g, p["split"], dedup.Outputs().pairs
-        ),
+        "label": lambda r, p, g: label.run(LAYERS["label"], r.reviews, g, p["label"]),
+        "agreement": lambda r, p, g: agreement.run(LAYERS["agreement"], g, p["agreement"]),
+        "bucket": lambda r, p, g: bucket.run(LAYERS["bucket"], g, p["bucket"]),
+        "dedup": lambda r, p, g: dedup.run(LAYERS["dedup"], g, p["dedup"]),
+        "queue": lambda r, p, g: queue.run(LAYERS["queue"], g, p["queue"]),
+        "split": lambda r, p, g: split.run(LAYERS["split"], g, p["split"], dedup.Outputs().pairs),
         "report": lambda r, p, g: report.run(
-            Path(p["ingest"]["raw_dir"]), r.reviews, r.guidelines, g, p
+            Path(p["ingest"]["raw_dir"]),
+            r.reviews,
+            r.guidelines,
+            g,
+            p,
+            (*LAYERS["split"], split.Outputs().records),
         ),
     }
 

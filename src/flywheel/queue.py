@@ -12,7 +12,7 @@ confidence ascending (unknown confidence last), then id.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records, tables
+from flywheel import records, store, tables
 from flywheel.errors import InputError
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
-from flywheel.io import read_parquet, write_json, write_jsonl, write_parquet
+from flywheel.io import write_json, write_jsonl, write_parquet
 
 ALL_REASONS = (
     "guideline_changed",
@@ -69,6 +69,7 @@ def order_key(
 
 
 Bools = np.ndarray[Any, np.dtype[np.bool_]]
+Ints = np.ndarray[Any, np.dtype[np.int64]]
 
 
 def _is_in(values: pa.ChunkedArray | pa.Array, allowed: list[str]) -> Bools:
@@ -114,16 +115,44 @@ def reason_masks(table: pa.Table, guidelines: Guidelines, threshold: float) -> d
     }
 
 
-def apply(
+ENTRY_FIELDS = (
+    "id",
+    "model_confidence",
+    "model_label",
+    "annotations",
+    "label",
+    "error_category",
+    "source",
+    "round",
+    "prompt",
+    "response",
+)
+# The whole queue, in order, without the texts: data/queue.parquet.
+QUEUE_SCHEMA = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("id", pa.string()),
+        ("reason", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("model_confidence", pa.float64()),
+        ("label", pa.string()),
+        ("error_category", pa.string()),
+        ("source", pa.string()),
+        ("round", pa.int32()),
+    ]
+)
+COLUMNS = ("queue_reasons", "fate", "fate_detail")
+
+
+def build(
     table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
-) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Mark queued records (fate ``queued``) and return the ordered queue entries."""
+) -> tuple[pa.Table, pa.Table, Ints]:
+    """Mark queued records (fate ``queued``); return the records, the ordered queue
+    (``QUEUE_SCHEMA``) and the row of ``table`` each queue entry is."""
     masks = reason_masks(table, guidelines, threshold)
     matrix = np.stack([masks[r] for r in ALL_REASONS], axis=1)
     matrix &= ~_is_in(table.column("fate"), ["duplicate"])[:, None]
     queued = np.flatnonzero(matrix.any(axis=1))
-    names = np.array(ALL_REASONS, dtype=object)
-    reasons = [names[row].tolist() for row in matrix[queued]]
     rank = np.array([priority.index(r) if r in priority else len(priority) for r in ALL_REASONS])
     first = np.where(matrix[queued], rank[None, :], len(priority) + 1).min(axis=1)
     keys = pa.table(
@@ -140,66 +169,116 @@ def apply(
         ("id", "ascending", "at_end"),
     ]
     order = pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()
-    all_reasons = np.full(table.num_rows, None, dtype=object)
-    all_reasons[queued] = reasons
+    # Each queued record's reasons as a list array, built from the reason matrix in bulk.
+    hits = matrix[queued]
+    names = pa.array(ALL_REASONS, pa.string())
+    row_of, col_of = np.nonzero(hits)
+    offsets = np.concatenate(([0], np.cumsum(hits.sum(axis=1)))).astype(np.int32)
+    reasons = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(col_of)))
+    del row_of
+    all_index = np.full(table.num_rows, -1, dtype=np.int64)
+    all_index[queued] = np.arange(len(queued))
     fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
     detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
     fate[queued] = "queued"
-    detail[queued] = [", ".join(r) for r in reasons]
+    detail[queued] = np.asarray(
+        pc.binary_join(reasons, ", ").to_numpy(zero_copy_only=False), dtype=object
+    )
     out = records.replace(
         table,
-        queue_reasons=pa.array(all_reasons.tolist(), pa.list_(pa.string())),
+        queue_reasons=reasons.take(pa.array(all_index, mask=all_index < 0)),
         fate=pa.array(fate, pa.string()),
         fate_detail=pa.array(detail, pa.string()),
     )
-    fields = [
-        "id",
-        "model_confidence",
-        "model_label",
-        "annotations",
-        "label",
-        "error_category",
-        "source",
-        "round",
-        "prompt",
-        "response",
-    ]
-    rows = table.select(fields).take(pa.array(queued[order])).to_pylist()
-    entries = []
-    for position, (row, k) in enumerate(zip(rows, order, strict=True), start=1):
+    rows = queued[order]
+    ordered = reasons.take(pa.array(order))
+    queue = pa.table(
+        {
+            "position": pa.array(np.arange(1, len(rows) + 1, dtype=np.int64)),
+            "id": table.column("id").take(pa.array(rows)),
+            "reason": pc.list_element(ordered, 0) if len(rows) else pa.array([], pa.string()),
+            "reasons": ordered,
+            **{
+                c: table.column(c).take(pa.array(rows))
+                for c in ("model_confidence", "label", "error_category", "source", "round")
+            },
+        }
+    ).cast(QUEUE_SCHEMA)
+    return records.typed(out), queue, rows
+
+
+def entries(queue: pa.Table, texts: pa.Table) -> list[dict[str, Any]]:
+    """Queue entries for reviewers: ``queue`` rows with ``texts`` (ENTRY_FIELDS, row-aligned)."""
+    out = []
+    meta = queue.select(["position", "reason", "reasons"]).to_pylist()
+    for head, row in zip(meta, texts.select(list(ENTRY_FIELDS)).to_pylist(), strict=True):
         row["annotations"] = [
             {"annotator": a["annotator"], "label": a["label"]} for a in row["annotations"]
         ]
-        entries.append(
-            {"position": position, "reason": reasons[k][0], "reasons": reasons[k], **row}
-        )
-    return records.conform(out, sort=False), entries
+        out.append({**head, **row})
+    return out
+
+
+def apply(
+    table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Mark queued records (fate ``queued``) and return every ordered queue entry."""
+    out, queue, rows = build(table, guidelines, threshold, priority)
+    return out, entries(queue, table.take(pa.array(rows)))
 
 
 @dataclass(frozen=True)
 class Outputs:
     records: Path = Path("data/interim/queue.parquet")
-    queue: Path = Path("data/queue.jsonl")
+    queue: Path = Path("data/queue.parquet")
+    export: Path = Path("data/queue.jsonl")
     metrics: Path = Path("metrics/queue.json")
 
 
+READS = (
+    "id",
+    "label_status",
+    "model_confidence",
+    "reviewed",
+    "label",
+    "label_guideline_version",
+    "error_category",
+    "queue_reasons",
+    "fate",
+    "fate_detail",
+    "source",
+    "round",
+)
+
+
 def run(
-    source: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
+    layers: Sequence[Path],
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    table, entries = apply(
-        read_parquet(source),
+    """The queue: every entry in ``data/queue.parquet``; the first ``queue.export_limit``, with
+    their texts and annotations, in ``data/queue.jsonl`` for reviewers."""
+    table, queue, rows = build(
+        store.load(layers, list(READS)),
         guidelines,
         float(params["confidence_threshold"]),
         list(params["priority"]),
     )
+    limit = params.get("export_limit")
+    head = rows if limit is None else rows[: int(limit)]
+    texts = store.load(layers[:1], list(ENTRY_FIELDS)).take(pa.array(head))
+    flat = pc.list_flatten(queue.column("reasons"))
     metrics = {
-        "queued": len(entries),
-        "by_reason": dict(sorted(Counter(r for e in entries for r in e["reasons"]).items())),
-        "by_first_reason": dict(sorted(Counter(e["reason"] for e in entries).items())),
-        "by_category": dict(sorted(Counter(e["error_category"] for e in entries).items())),
+        "queued": queue.num_rows,
+        "exported": len(head),
+        "by_reason": records.counts(flat),
+        "by_first_reason": records.counts(queue.column("reason")),
+        "by_category": records.counts(queue.column("error_category")),
     }
-    write_parquet(outputs.records, table)
-    write_jsonl(outputs.queue, entries)
+    store.write_patch(outputs.records, table, COLUMNS)
+    write_parquet(outputs.queue, queue)
+    write_jsonl(outputs.export, entries(queue.slice(0, len(head)), texts))
     write_json(outputs.metrics, metrics)
     return metrics
 

@@ -97,13 +97,22 @@ def replace(table: pa.Table, **columns: Any) -> pa.Table:
 def with_column(
     table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray | list[Any]
 ) -> pa.Table:
-    """Replace column ``name`` keeping its schema type."""
+    """Replace column ``name`` keeping its schema type (added, typed as in SCHEMA, if absent)."""
     index = table.schema.get_field_index(name)
-    field = table.schema.field(index)
+    field = table.schema.field(index) if index >= 0 else SCHEMA.field(name)
     array = (
         values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, field.type)
     )
+    if index < 0:
+        return table.append_column(field, array)
     return table.set_column(index, field, array)
+
+
+def typed(table: pa.Table) -> pa.Table:
+    """The record columns ``table`` has, in schema order and type: a whole record table or the
+    few columns a stage read (``flywheel.store``)."""
+    names = [n for n in SCHEMA.names if n in table.column_names]
+    return table.select(names).cast(pa.schema([SCHEMA.field(n) for n in names]))
 
 
 def counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import __version__, exports, records, reviews, schemas
+from flywheel import __version__, exports, records, reviews, schemas, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest import ROWS_SCHEMA
@@ -102,10 +103,12 @@ def run(
     guidelines_path: Path,
     guidelines: Guidelines,
     params: dict[str, Any],
+    layers: Sequence[Path],
     metrics_dir: Path = Path("metrics"),
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    final = read_parquet(Path("data/interim/split.parquet"))
+    """The ledger and the round manifest; ``layers`` are the records through split's patch."""
+    final = store.load(layers, ["id", "round", "fate", "fate_detail"])
     rows = read_parquet(Path("data/interim/rows.parquet"))
     led = ledger(rows, final)
     fates = check_ledger(led, final)

@@ -83,7 +83,11 @@ def save_signatures(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
+            # Signatures are random 32-bit values: compression and dictionaries gain nothing
+            # and cost seconds at a million records.
+            pq.write_table(
+                table, handle, compression="none", use_dictionary=["id"], write_statistics=False
+            )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

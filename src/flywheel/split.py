@@ -17,6 +17,7 @@ failures are the last thing to sample away. Records whose label's guideline acti
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records
+from flywheel import records, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.io import read_parquet, write_json, write_parquet
@@ -82,14 +83,13 @@ def apply(
     u = unit_hashes(seed, table.column("cluster_id"))
     split[open_] = np.where(u[open_] < eval_fraction, "eval", "train")
     fate[open_] = split[open_]
-    return records.conform(
+    return records.typed(
         records.replace(
             table,
             split=pa.array(split, pa.string()),
             fate=pa.array(fate, pa.string()),
             fate_detail=pa.array(detail, pa.string()),
-        ),
-        sort=False,
+        )
     )
 
 
@@ -161,15 +161,19 @@ class Outputs:
     metrics: Path = Path("metrics/split.json")
 
 
+COLUMNS = ("split", "fate", "fate_detail")
+READS = ("id", "round", "label", "reviewed", "error_category", "cluster_id", "fate", "fate_detail")
+
+
 def run(
-    source: Path,
+    layers: Sequence[Path],
     guidelines: Guidelines,
     params: dict[str, Any],
     pairs_path: Path | None = None,
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
     table = apply(
-        read_parquet(source),
+        store.load(layers, list(READS)),
         guidelines,
         int(params["seed"]),
         float(params["eval_fraction"]),
@@ -184,8 +188,13 @@ def run(
             "data/interim/dedup.parquet."
         )
     splits = table.column("split")
-    train = table.filter(pc.equal(splits, "train"))
-    evals = table.filter(pc.equal(splits, "eval"))
+    store.write_patch(outputs.records, table, COLUMNS)
+    # The splits are whole records: the texts come from ingest's partitions, the rest from the
+    # stages' patches, with this stage's columns last.
+    full = store.load([*layers, outputs.records])
+    train = full.filter(pc.equal(splits, "train"))
+    evals = full.filter(pc.equal(splits, "eval"))
+    del full
     by = (
         table.filter(pc.is_valid(splits))
         .group_by(["error_category", "split"])
@@ -210,7 +219,6 @@ def run(
             c: round(n["eval"] / (n["eval"] + n["train"]), 4) for c, n in sorted(counts.items())
         },
     }
-    write_parquet(outputs.records, table)
     write_parquet(outputs.train, train)
     write_parquet(outputs.eval, evals)
     write_json(outputs.metrics, metrics)

@@ -17,17 +17,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flywheel import exports, guidelines, params, records, reviews, schemas
+from flywheel import (
+    bucket,
+    dedup,
+    exports,
+    guidelines,
+    label,
+    params,
+    queue,
+    records,
+    reviews,
+    schemas,
+    split,
+    store,
+)
 from flywheel.dedup import PAIRS_SCHEMA
 from flywheel.errors import FlywheelError
 from flywheel.ingest import ROWS_SCHEMA
 
-RECORD_TABLES = ("data/interim/*.parquet", "data/splits/*.parquet")
+RECORD_TABLES = ("data/interim/ingest/*" + store.PARTITION_SUFFIX, "data/splits/*.parquet")
+# The stages' patches (flywheel.store), in layer order, with the columns each holds.
+PATCHES = {
+    "data/interim/label.parquet": label.COLUMNS,
+    "data/interim/bucket.parquet": bucket.COLUMNS,
+    "data/interim/dedup.parquet": dedup.COLUMNS,
+    "data/interim/queue.parquet": queue.COLUMNS,
+    "data/interim/split.parquet": split.COLUMNS,
+}
 # Outputs that are not record tables, with the Arrow schema each must have.
 OTHER_TABLES = {
     "data/interim/rows.parquet": ROWS_SCHEMA,
     "data/ledger.parquet": ROWS_SCHEMA,
     "data/interim/pairs.parquet": PAIRS_SCHEMA,
+    "data/queue.parquet": queue.QUEUE_SCHEMA,
 }
 
 
@@ -97,6 +119,16 @@ def _table(path: Path, schema: pa.Schema) -> list[str]:
     return []
 
 
+def _patch(root: Path, path: Path, columns: tuple[str, ...]) -> list[str]:
+    """A patch has id and its stage's columns, typed as records, for the records' rows in order."""
+    expected = pa.schema([records.SCHEMA.field(n) for n in ("id", *columns)])
+    found = pq.read_schema(path).remove_metadata()
+    if found != expected:
+        return [f"columns are {found.names}, expected {expected.names} typed as records"]
+    store.load([root / "data/interim/ingest", path], ["id", *columns])  # raises when stale
+    return []
+
+
 def _json(path: Path, schema: str) -> list[str]:
     return schemas.errors(schema, json.loads(path.read_text(encoding="utf-8")))
 
@@ -118,9 +150,12 @@ def validate_repo(root: Path, params_path: Path, guidelines_path: Path) -> Resul
         result.check(path, partial(_jsonl, path, "review"))
     for pattern in RECORD_TABLES:
         for path in sorted(root.glob(pattern)):
-            name = path.relative_to(root).as_posix()
-            if name not in OTHER_TABLES:
-                result.check(path, partial(_records, path))
+            result.check(path, partial(_records, path))
+    for name, columns in PATCHES.items():
+        if (root / name).exists():
+            result.check(root / name, partial(_patch, root, root / name, columns))
+    for path in sorted(root.glob("data/interim/ingest/*.rows.parquet")):
+        result.check(path, partial(_table, path, ROWS_SCHEMA))
     for name, schema in OTHER_TABLES.items():
         if (root / name).exists():
             result.check(root / name, partial(_table, root / name, schema))

@@ -1,0 +1,127 @@
+"""Verified near-duplicate pairs of dedup keys, found round by round and kept between builds.
+
+Keys come in first-delivery order (round, then table order). Each round's new keys are matched
+against each other (``candidate_pairs``) and against every earlier key (``cross_candidates``);
+candidates are verified by estimated Jaccard and, within ``margin_sd`` standard errors of the
+threshold, by exact Jaccard of their shingle sets (shingles computed only for those pairs'
+endpoints). Finding pairs the way clusters are built (``dedup.cluster_keys``) makes the pairs of
+earlier rounds independent of later ones, so they are kept in ``data/cache/minhash_pairs.parquet``
+with a digest of the keys they index and the parameters; the next build, when its keys start
+with the same whole rounds, matches only its new rounds. The result is the same as a build from
+nothing (``tests/test_dedup.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel import minhash
+from flywheel.io import write_parquet
+from flywheel.jaccard import DEFAULT_MARGIN_SD, _agreements, _exact, _verified
+
+Ints = npt.NDArray[np.int64]
+Sigs = npt.NDArray[np.uint32]
+TextOf = Callable[[Ints], pa.Array]
+_META = b"flywheel.dedup.pairs"
+
+
+def verify(
+    sigs: Sigs, candidates: Ints, threshold: float, mh: minhash.MinHashParams, text_of: TextOf
+) -> Ints:
+    """The ``candidates`` (key ordinals) whose Jaccard reaches ``threshold``."""
+    if not len(candidates):
+        return candidates
+    estimate = _agreements(sigs, sigs, candidates[:, 0], candidates[:, 1])
+
+    def exact(unsure: Ints) -> npt.NDArray[np.float64]:
+        involved, local = np.unique(candidates[unsure], return_inverse=True)
+        local = local.reshape(-1, 2)
+        shingles = minhash.shingle_hashes(text_of(involved), mh)
+        return _exact(shingles, shingles, local[:, 0], local[:, 1])
+
+    keep = _verified(estimate, threshold, mh.num_perm, DEFAULT_MARGIN_SD, exact)
+    return candidates[keep]
+
+
+def _round_pairs(sigs: Sigs, start: int, stop: int, bands: int, rows: int) -> Ints:
+    """Candidates of keys ``start:stop`` among themselves and against keys ``:start``."""
+    inner = minhash.candidate_pairs(sigs[start:stop], bands, rows) + start
+    if start == 0:
+        return inner
+    cross = minhash.cross_candidates(sigs[start:stop], sigs[:start], bands, rows)
+    cross = np.stack((cross[:, 1], cross[:, 0] + start), axis=1)  # (earlier, new): i < j
+    return np.concatenate((inner, cross))
+
+
+def _digest(keys: list[str]) -> str:
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
+    return {"minhash": mh.to_dict(), "threshold": threshold, "margin_sd": DEFAULT_MARGIN_SD}
+
+
+def _load(
+    cache: Path, keys: list[str], bounds: list[int], settings: dict[str, object]
+) -> tuple[int, Ints]:
+    """How many leading keys the cached pairs cover (0: none usable), and those pairs."""
+    none = (0, np.zeros((0, 2), dtype=np.int64))
+    if not cache.exists():
+        return none
+    try:
+        table = pq.read_table(cache)
+        meta = json.loads((table.schema.metadata or {})[_META])
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        return none
+    n = int(meta.get("keys", -1))
+    if meta.get("settings") != settings or n not in bounds or n > len(keys):
+        return none
+    if meta.get("digest") != _digest(keys[:n]):
+        return none
+    pairs = np.stack((table.column("a").to_numpy(), table.column("b").to_numpy()), axis=1)
+    return n, pairs.astype(np.int64)
+
+
+def find(
+    sigs: Sigs,
+    first_round: Ints,
+    keys: list[str],
+    threshold: float,
+    mh: minhash.MinHashParams,
+    text_of: TextOf,
+    cache: Path | None,
+) -> tuple[Ints, int]:
+    """Verified pairs ``(i, j)``, ``i < j``, sorted; and how many keys' pairs came from ``cache``.
+
+    ``sigs``, ``first_round`` and ``keys`` are in first-delivery order.
+    """
+    n = len(keys)
+    bands, rows = minhash.lsh_params(threshold, mh.num_perm)
+    change = np.flatnonzero(np.diff(first_round)) + 1
+    bounds = [0, *change.tolist(), n] if n else [0]
+    settings = _settings(mh, threshold)
+    done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, None)
+    found = [pairs] if pairs is not None and len(pairs) else []
+    for start, stop in itertools.pairwise(bounds):
+        if start < done or stop - start < 1:
+            continue
+        candidates = _round_pairs(sigs, start, stop, bands, rows)
+        found.append(verify(sigs, candidates, threshold, mh, text_of))
+    out = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+    if len(out):
+        out = out[np.lexsort((out[:, 1], out[:, 0]))]
+    if cache is not None and done < n:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"keys": n, "digest": _digest(keys), "settings": settings}
+        table = pa.table({"a": pa.array(out[:, 0]), "b": pa.array(out[:, 1])})
+        write_parquet(cache, table, metadata={_META: json.dumps(meta, sort_keys=True).encode()})
+    return out, done

@@ -1,0 +1,166 @@
+"""Ingest's output, one export at a time, and when an export's earlier output still holds.
+
+Each export's share of ingest's output lives beside the others in ``data/interim/ingest/``:
+
+- ``r<round>-<export_id>.records.parquet``: its records (``records.SCHEMA``, by id), with the
+  export's *fingerprint* in the file's metadata;
+- ``….rows.parquet``: its rows' ledger entries (``ROWS_SCHEMA``, by line);
+- ``….quarantine.jsonl``: its quarantined rows (by line).
+
+The fingerprint is a hash of everything the export's output depends on: the raw file's bytes,
+its manifest, the path it is read from, ``params.yaml: ingest``, the guidelines' labels and
+version, and the source of the modules that do the work. A rebuild maps only the exports whose
+fingerprint changed (a new round: its new exports), and the stage's outputs are the same bytes
+as a build from nothing (``tests/test_ingest.py``). The records file is written last, so an
+interrupted write leaves no records file with a current fingerprint beside stale rows.
+
+An export's output depends on the others only when they share a record id (the first delivery
+wins); ingest then settles all exports together and writes their parts with no fingerprint,
+so that the next build settles them together again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel import exports, records
+from flywheel.guidelines import Guidelines
+from flywheel.ingest_ledger import ROWS_SCHEMA
+from flywheel.io import sha256_file, write_jsonl, write_parquet
+from flywheel.store import PARTITION_SUFFIX, partition_name
+
+FINGERPRINT_KEY = b"flywheel.ingest.fingerprint"
+ROWS_SUFFIX = ".rows.parquet"
+QUARANTINE_SUFFIX = ".quarantine.jsonl"
+# The modules whose code decides what an export becomes: a change to any refreshes every export.
+MODULES = (
+    "exports",
+    "ingest",
+    "ingest_annotations",
+    "ingest_bytes",
+    "ingest_cache",
+    "ingest_csv",
+    "ingest_frame",
+    "ingest_jsonl",
+    "ingest_ledger",
+    "ingest_map",
+    "ingest_read",
+    "ingest_text",
+    "records",
+    "scrub",
+    "validate_rows",
+)
+
+
+@dataclass
+class Part:
+    """One export's share of ingest's output."""
+
+    export: exports.Export
+    records: pa.Table
+    rows: pa.Table
+    quarantine: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return part_name(self.export)
+
+
+def part_name(export: exports.Export) -> str:
+    return partition_name(int(export.manifest["round"]), export.export_id)
+
+
+def code_hash() -> str:
+    h = hashlib.sha256()
+    for name in MODULES:
+        spec = importlib.util.find_spec(f"flywheel.{name}")
+        origin = spec.origin if spec is not None else None
+        h.update(name.encode() + b"\0" + (Path(origin).read_bytes() if origin else b""))
+    return h.hexdigest()
+
+
+def fingerprints(
+    found: Sequence[exports.Export], guidelines: Guidelines, params: dict[str, Any]
+) -> list[str]:
+    """The fingerprint of each export (its file hashed in threads: hashlib releases the GIL)."""
+    common = {
+        "code": code_hash(),
+        "params": {k: v for k, v in params.items() if k != "raw_dir"},
+        "labels": list(guidelines.label_names),
+        "guidelines_version": guidelines.version,
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        files = list(pool.map(sha256_file, [e.file for e in found]))
+    out = []
+    for export, file_hash in zip(found, files, strict=True):
+        key = {
+            **common,
+            "file": file_hash,
+            "path": export.file.as_posix(),
+            "manifest": export.manifest,
+        }
+        out.append(
+            hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        )
+    return out
+
+
+def stored_fingerprint(folder: Path, name: str) -> str | None:
+    path = folder / name
+    if not path.exists() or not (folder / _sibling(name, ROWS_SUFFIX)).exists():
+        return None
+    if not (folder / _sibling(name, QUARANTINE_SUFFIX)).exists():
+        return None
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = meta.get(FINGERPRINT_KEY)
+    return value.decode() if value else None
+
+
+def _sibling(name: str, suffix: str) -> str:
+    return name[: -len(PARTITION_SUFFIX)] + suffix
+
+
+def write(folder: Path, part: Part, fingerprint: str) -> None:
+    """The export's three files, the records last (they carry the fingerprint)."""
+    write_parquet(folder / _sibling(part.name, ROWS_SUFFIX), part.rows.cast(ROWS_SCHEMA))
+    write_jsonl(folder / _sibling(part.name, QUARANTINE_SUFFIX), part.quarantine)
+    meta = {FINGERPRINT_KEY: fingerprint.encode()} if fingerprint else None
+    write_parquet(folder / part.name, records.conform(part.records, sort=False), metadata=meta)
+
+
+def read_ids(folder: Path, name: str) -> pa.Array:
+    return pq.read_table(folder / name, columns=["id"]).column("id").combine_chunks()
+
+
+def read_rows(folder: Path, name: str) -> pa.Table:
+    return pq.read_table(folder / _sibling(name, ROWS_SUFFIX))
+
+
+def read_quarantine(folder: Path, name: str) -> list[dict[str, Any]]:
+    text = (folder / _sibling(name, QUARANTINE_SUFFIX)).read_bytes()
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def remove_others(folder: Path, keep: set[str]) -> None:
+    """Delete the files of exports no longer in ``data/raw`` (and leftovers of old layouts)."""
+    for path in folder.iterdir():
+        stem = None
+        for suffix in (PARTITION_SUFFIX, ROWS_SUFFIX, QUARANTINE_SUFFIX):
+            if path.name.endswith(suffix):
+                stem = path.name[: -len(suffix)] + PARTITION_SUFFIX
+        if stem not in keep and path.is_file():
+            path.unlink()
