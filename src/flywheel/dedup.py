@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,10 +79,41 @@ def minhash_params(params: dict[str, Any]) -> minhash.MinHashParams:
         raise ConfigError(f"params.yaml: dedup: {exc}") from None
 
 
+@dataclass
+class Signed:
+    """Signatures of every key, and the shingle sets of the keys signed in this run."""
+
+    sigs: npt.NDArray[np.uint32]
+    computed: Ints  # key ordinals signed in this run (the others came from the cache)
+    shingles: minhash.Shingles  # of ``computed``, in that order
+
+    def shingles_of(self, texts: pa.Array, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
+        """Shingle sets of any keys: kept from signing, else computed from ``texts``."""
+        where = np.full(len(self.sigs), -1, dtype=np.int64)
+        where[self.computed] = np.arange(len(self.computed))
+
+        def get(keys: Ints) -> minhash.Shingles:
+            at = where[keys]
+            missing = keys[at < 0]
+            if not len(missing):
+                return dedup_pairs.gather(self.shingles, at)
+            extra = minhash.shingle_hashes(texts.take(pa.array(missing)), mh)
+            base = self.shingles.offsets[-1]
+            both = minhash.Shingles(
+                np.concatenate((self.shingles.hashes, extra.hashes)),
+                np.concatenate((self.shingles.offsets, extra.offsets[1:] + base)),
+            )
+            at = at.copy()
+            at[at < 0] = len(self.computed) + np.arange(len(missing))
+            return dedup_pairs.gather(both, at)
+
+        return get
+
+
 def sign(
     texts: pa.Array, key_hex: list[str], mh: minhash.MinHashParams, cache: Path | None
-) -> tuple[npt.NDArray[np.uint32], int]:
-    """Signatures of ``texts`` (one per key), reusing cached ones; also how many were computed."""
+) -> Signed:
+    """Signatures of ``texts`` (one per key), reusing cached ones."""
     sigs = np.zeros((len(key_hex), mh.num_perm), dtype=np.uint32)
     todo = np.ones(len(key_hex), dtype=bool)
     if cache is not None and cache.exists():
@@ -97,13 +128,16 @@ def sign(
             hit = ~np.isnan(at.astype(float))
             sigs[hit] = old_sigs[at[hit].astype(np.int64)]
             todo = ~hit
-    if todo.any():
-        # Threads share the batches; the signatures do not depend on how many (tests/test_minhash.py).
+    computed = np.flatnonzero(todo)
+    shingles = minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
+    if len(computed):
+        # Threads share the batches; the signatures do not depend on how many
+        # (tests/test_minhash.py). The shingles are kept for the exact check near the threshold.
         workers = max(1, min(os.cpu_count() or 1, 4))
-        sigs[todo] = minhash.signatures(
-            texts.take(pa.array(np.flatnonzero(todo))), mh, workers=workers
+        sigs[computed], shingles = minhash.sketch(
+            texts.take(pa.array(computed)), mh, workers=workers
         )
-    return sigs, int(todo.sum())
+    return Signed(sigs, computed, shingles)
 
 
 def near_pairs(
@@ -116,14 +150,11 @@ def near_pairs(
     1.0 and 0.99."""
     n = len(sigs)
     keys = [str(i) for i in range(n)]
+    none = Signed(
+        sigs, np.zeros(0, np.int64), minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
+    )
     pairs, _ = dedup_pairs.find(
-        sigs,
-        np.zeros(n, dtype=np.int64),
-        keys,
-        threshold,
-        mh,
-        lambda rows: texts.take(pa.array(rows)),
-        None,
+        sigs, np.zeros(n, dtype=np.int64), keys, threshold, mh, none.shingles_of(texts, mh), None
     )
     return pairs
 
@@ -169,12 +200,21 @@ def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.b
 
 
 def apply(
-    table: pa.Table, guidelines: Guidelines, params: dict[str, Any], cache: Path | None = None
+    table: pa.Table,
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    cache: Path | None = None,
+    load_texts: Callable[[], pa.Table] | None = None,
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    """Cluster ``table``; returns the records, the near-duplicate pairs (ids) and counts."""
+    """Cluster ``table``; returns the records, the near-duplicate pairs (ids) and counts.
+
+    ``load_texts`` gives the ``dedup.fields`` columns when ``table`` lacks them (the stage loads
+    them only while it signs, to hold one copy of the texts)."""
     n = table.num_rows
     fields = list(params["fields"])
-    encoded = pc.dictionary_encode(keys(table, fields)).combine_chunks()
+    source = table if load_texts is None else load_texts()
+    by_hash = fields == ["prompt", "response"]  # then ingest's content_hash is the key
+    encoded = pc.dictionary_encode(keys(table if by_hash else source, fields)).combine_chunks()
     key_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     key_hex = encoded.dictionary.to_pylist()
     rounds = table.column("round").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -186,21 +226,23 @@ def apply(
     order = np.lexsort((first_row, first_round))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    text = pc.binary_join_element_wise(*(table.column(f) for f in fields), "\n").combine_chunks()
+    text = pc.binary_join_element_wise(*(source.column(f) for f in fields), "\n").combine_chunks()
+    del source
     mh = minhash_params(params)
-    sigs, computed = sign(
-        text.take(pa.array(first_row[order])), [key_hex[k] for k in order], mh, cache
-    )
     ordered_text = text.take(pa.array(first_row[order]))
+    del text
+    signed = sign(ordered_text, [key_hex[k] for k in order], mh, cache)
+    sigs, computed = signed.sigs, len(signed.computed)
     pairs, pair_keys_reused = dedup_pairs.find(
         sigs,
         first_round[order],
         [key_hex[k] for k in order],
         float(params["threshold"]),
         mh,
-        lambda keys: ordered_text.take(pa.array(keys)),
+        signed.shingles_of(ordered_text, mh),
         None if cache is None else pairs_cache(cache),
     )
+    del signed, ordered_text
     cluster, attached = cluster_keys(first_round[order], pairs)
     rec_cluster = cluster[rank[key_of]]
     rec_attached = attached[rank[key_of]]
@@ -363,8 +405,13 @@ def run(
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
     fields = list(params["fields"])
-    table = store.load(layers, list(dict.fromkeys([*READS, *fields])))
-    table, pairs, counts = apply(table, guidelines, params, outputs.cache)
+    table, pairs, counts = apply(
+        store.load(layers, list(READS)),
+        guidelines,
+        params,
+        outputs.cache,
+        load_texts=lambda: store.load(layers, fields),
+    )
     # Cache hits depend on what earlier builds left, not on the inputs: logged, not a metric,
     # so that the same inputs give byte-identical metrics.
     computed, reused = counts.pop("signatures_computed"), counts.pop("signatures_reused")

@@ -30,12 +30,25 @@ from flywheel.jaccard import DEFAULT_MARGIN_SD, _agreements, _exact, _verified
 
 Ints = npt.NDArray[np.int64]
 Sigs = npt.NDArray[np.uint32]
-TextOf = Callable[[Ints], pa.Array]
+ShinglesOf = Callable[[Ints], minhash.Shingles]
 _META = b"flywheel.dedup.pairs"
 
 
+def gather(shingles: minhash.Shingles, rows: Ints) -> minhash.Shingles:
+    """The shingle sets of ``rows`` of ``shingles``, in that order."""
+    starts = shingles.offsets[rows]
+    lengths = shingles.offsets[rows + 1] - starts
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+    return minhash.Shingles(shingles.hashes[index], offsets)
+
+
 def verify(
-    sigs: Sigs, candidates: Ints, threshold: float, mh: minhash.MinHashParams, text_of: TextOf
+    sigs: Sigs,
+    candidates: Ints,
+    threshold: float,
+    mh: minhash.MinHashParams,
+    shingles_of: ShinglesOf,
 ) -> Ints:
     """The ``candidates`` (key ordinals) whose Jaccard reaches ``threshold``."""
     if not len(candidates):
@@ -45,7 +58,7 @@ def verify(
     def exact(unsure: Ints) -> npt.NDArray[np.float64]:
         involved, local = np.unique(candidates[unsure], return_inverse=True)
         local = local.reshape(-1, 2)
-        shingles = minhash.shingle_hashes(text_of(involved), mh)
+        shingles = shingles_of(involved)
         return _exact(shingles, shingles, local[:, 0], local[:, 1])
 
     keep = _verified(estimate, threshold, mh.num_perm, DEFAULT_MARGIN_SD, exact)
@@ -97,12 +110,14 @@ def find(
     keys: list[str],
     threshold: float,
     mh: minhash.MinHashParams,
-    text_of: TextOf,
+    shingles_of: ShinglesOf,
     cache: Path | None,
 ) -> tuple[Ints, int]:
     """Verified pairs ``(i, j)``, ``i < j``, sorted; and how many keys' pairs came from ``cache``.
 
-    ``sigs``, ``first_round`` and ``keys`` are in first-delivery order.
+    ``sigs``, ``first_round`` and ``keys`` are in first-delivery order; ``shingles_of(keys)``
+    gives the shingle sets of key ordinals (for the exact check). The candidates of every round
+    not in the cache are verified together, so a key's shingles are computed at most once.
     """
     n = len(keys)
     bands, rows = minhash.lsh_params(threshold, mh.num_perm)
@@ -110,15 +125,16 @@ def find(
     bounds = [0, *change.tolist(), n] if n else [0]
     settings = _settings(mh, threshold)
     done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, None)
-    found = [pairs] if pairs is not None and len(pairs) else []
-    for start, stop in itertools.pairwise(bounds):
-        if start < done or stop - start < 1:
-            continue
-        candidates = _round_pairs(sigs, start, stop, bands, rows)
-        found.append(verify(sigs, candidates, threshold, mh, text_of))
-    out = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
-    if len(out):
-        out = out[np.lexsort((out[:, 1], out[:, 0]))]
+    candidates = [
+        _round_pairs(sigs, start, stop, bands, rows)
+        for start, stop in itertools.pairwise(bounds)
+        if start >= done and stop > start
+    ]
+    fresh = np.concatenate(candidates) if candidates else np.zeros((0, 2), dtype=np.int64)
+    found = verify(sigs, fresh, threshold, mh, shingles_of)
+    if pairs is not None and len(pairs):
+        found = np.concatenate((pairs, found))
+    out = found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found
     if cache is not None and done < n:
         cache.parent.mkdir(parents=True, exist_ok=True)
         meta = {"keys": n, "digest": _digest(keys), "settings": settings}

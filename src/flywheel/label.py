@@ -72,10 +72,14 @@ def from_annotations(
     agreed = enough & ~tied & (best >= agree_share * np.maximum(total, 1) - 1e-12)
     status = np.where(agreed, "agreed", np.where(enough, "disputed", "unlabeled"))
     # The guideline version of an agreed label: the newest among the votes that gave it.
-    versions = pc.struct_field(flat, "guideline_version").to_pylist()
-    distinct = sorted({v for v in versions if v}, key=version_key)
+    # Versions are few: rank the distinct ones, then map every annotation through its code.
+    encoded = pc.dictionary_encode(pc.struct_field(flat, "guideline_version"))
+    names = encoded.dictionary.to_pylist()
+    distinct = sorted({v for v in names if v}, key=version_key)
     rank = {v: i for i, v in enumerate(distinct)}
-    vrank = np.array([rank.get(v, -1) if v else -1 for v in versions], dtype=np.int64)
+    code_rank = np.array([rank[v] if v else -1 for v in names] + [-1], dtype=np.int64)
+    indices = pc.fill_null(encoded.indices, len(names)).to_numpy(zero_copy_only=False)
+    vrank = code_rank[np.asarray(indices, dtype=np.int64)]
     newest = np.full(n, -1, dtype=np.int64)
     voted = code == top[parent]
     np.maximum.at(newest, parent[voted], vrank[voted])
@@ -152,8 +156,11 @@ def run(
     labeled = apply(
         table, decisions, guidelines, int(params["min_annotators"]), float(params["agree_share"])
     )
-    known = set(table.column("id").to_pylist()) if decisions else set()
-    unknown = sorted(d.origin + " " + d.id for d in decisions.values() if d.id not in known)
+    asked = pa.array(list(decisions), pa.string())
+    found = pc.is_in(asked, value_set=table.column("id")).to_pylist() if decisions else []
+    unknown = sorted(
+        d.origin + " " + d.id for d, hit in zip(decisions.values(), found, strict=True) if not hit
+    )
     metrics = {
         "records": labeled.num_rows,
         "status": records.counts(labeled.column("label_status")),

@@ -40,8 +40,17 @@ def unit_hash(seed: int, key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def unit_hashes(seed: int, keys: pa.ChunkedArray | pa.Array) -> Floats:
-    """``unit_hash`` of every key, computing each distinct key once."""
+def unit_hashes(
+    seed: int,
+    keys: pa.ChunkedArray | pa.Array,
+    where: np.ndarray[Any, np.dtype[np.bool_]] | None = None,
+) -> Floats:
+    """``unit_hash`` of every key, computing each distinct key once; with ``where``, only of
+    those rows (the others get NaN): hashing is the stage's main cost at a million records."""
+    if where is not None:
+        out = np.full(len(keys), np.nan)
+        out[where] = unit_hashes(seed, pc.filter(keys, pa.array(where)))
+        return out
     encoded = pc.dictionary_encode(pc.fill_null(keys, "")).combine_chunks()
     distinct = np.array(
         [unit_hash(seed, k) for k in encoded.dictionary.to_pylist()], dtype=np.float64
@@ -80,7 +89,7 @@ def apply(
     open_ &= ~dropped
     _sample(table, seed, sampling or {}, open_, fate, detail)
     split = np.full(table.num_rows, None, dtype=object)
-    u = unit_hashes(seed, table.column("cluster_id"))
+    u = unit_hashes(seed, table.column("cluster_id"), open_)
     split[open_] = np.where(u[open_] < eval_fraction, "eval", "train")
     fate[open_] = split[open_]
     return records.typed(
@@ -105,7 +114,8 @@ def _sample(
     if not sampling:
         return
     category = _strings(table.column("error_category"))
-    keep_u = unit_hashes(seed + 1, table.column("cluster_id"))
+    weighted = open_ & np.isin(category, [n for n, r in sampling.items() if "weight" in r])
+    keep_u = unit_hashes(seed + 1, table.column("cluster_id"), weighted)
     # Fill order for caps: earlier rounds first (their records are already in the splits), then
     # reviewed records, then by id.
     order = pc.sort_indices(

@@ -1,0 +1,47 @@
+"""The round's layers: records written once, patches with the columns each stage decides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from flywheel import records, store
+from flywheel.errors import InputError
+from flywheel.io import write_parquet
+from records_factory import record, table
+
+
+def test_each_column_comes_from_the_newest_layer_that_has_it(tmp_path: Path) -> None:
+    base = table([record("s/1"), record("s/2", response="Other.")])
+    folder = tmp_path / "ingest"
+    write_parquet(folder / store.partition_name(1, "e"), base)
+    label = store.patch(records.replace(base, label=["ok", None]), ["label"])
+    bucket = store.patch(records.replace(base, label=["tone", "tone"]), ["label"])
+    write_parquet(tmp_path / "label.parquet", label)
+    write_parquet(tmp_path / "bucket.parquet", bucket)
+    layers = [folder, tmp_path / "label.parquet", tmp_path / "bucket.parquet"]
+    got = store.load(layers, ["id", "label", "response"])
+    assert got.to_pylist() == [
+        {"id": "s/1", "label": "tone", "response": "It ships Monday."},
+        {"id": "s/2", "label": "tone", "response": "Other."},
+    ]
+    whole = store.load(layers[:2])
+    assert whole.schema == records.SCHEMA and whole.column("label").to_pylist() == ["ok", None]
+
+
+def test_a_patch_written_for_other_records_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ingest"
+    write_parquet(folder / store.partition_name(1, "e"), table([record("s/1"), record("s/2")]))
+    stale = pa.table({"id": ["s/1", "s/3"], "label": ["ok", "ok"]})
+    write_parquet(tmp_path / "label.parquet", stale)
+    with pytest.raises(InputError, match=r"label.parquet was written for other records"):
+        store.load([folder, tmp_path / "label.parquet"], ["label"])
+
+
+def test_partitions_read_in_canonical_order(tmp_path: Path) -> None:
+    folder = tmp_path / "ingest"
+    write_parquet(folder / store.partition_name(2, "a"), table([record("s/9", round=2)]))
+    write_parquet(folder / store.partition_name(1, "b"), table([record("s/5")]))
+    assert store.read_layer(folder, ["id"]).column("id").to_pylist() == ["s/5", "s/9"]
