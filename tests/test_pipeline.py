@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -77,6 +78,19 @@ def test_every_split_record_carries_its_provenance(sample: Path) -> None:
             assert rec["label_status"] in {"agreed", "adjudicated"}
             assert rec["reviewed"] == (rec["label_status"] == "adjudicated")
             assert rec["cluster_id"] and rec["duplicate_of"] is None and rec["origin"]
+
+
+def test_queue_entries_carry_the_stages_label_and_category(sample: Path) -> None:
+    pipeline.run_all()
+    order = pq.read_table(sample / "data/queue.parquet").to_pylist()
+    lines = (sample / "data/queue.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["id"] for e in entries] == [o["id"] for o in order[: len(entries)]]
+    for entry, row in zip(entries, order, strict=False):
+        assert (entry["label"], entry["error_category"]) == (row["label"], row["error_category"])
+    # The sample queues records the bucket stage categorized, not only uncategorized ones.
+    assert {e["error_category"] for e in entries} - {"uncategorized"}
+    assert any(e["label"] is not None for e in entries)
 
 
 def test_validate_reports_a_broken_output(sample: Path) -> None:
