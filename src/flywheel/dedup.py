@@ -57,13 +57,15 @@ def dedup_key(row: dict[str, Any], fields: list[str]) -> str:
     return hashlib.blake2b(joined.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def keys(table: pa.Table, fields: list[str]) -> pa.ChunkedArray:
-    """``dedup_key`` of every record; ingest's content_hash already is it for prompt + response."""
+def keys(table: pa.Table, fields: list[str], texts: pa.Table | None = None) -> pa.ChunkedArray:
+    """``dedup_key`` of every record; ingest's content_hash already is it for prompt + response.
+    ``texts`` holds the ``fields`` columns when ``table`` does not."""
     if fields == ["prompt", "response"]:
         return table.column("content_hash")
-    texts = zip(*(table.column(f).to_pylist() for f in fields), strict=True)
+    source = table if texts is None else texts
+    values = zip(*(source.column(f).to_pylist() for f in fields), strict=True)
     return pa.chunked_array(
-        [pa.array([dedup_key(dict(zip(fields, t, strict=True)), fields) for t in texts])]
+        [pa.array([dedup_key(dict(zip(fields, t, strict=True)), fields) for t in values])]
     )
 
 
@@ -77,6 +79,10 @@ def minhash_params(params: dict[str, Any]) -> minhash.MinHashParams:
         )
     except ValueError as exc:
         raise ConfigError(f"params.yaml: dedup: {exc}") from None
+
+
+def _no_shingles() -> minhash.Shingles:
+    return minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
 
 
 @dataclass
@@ -129,7 +135,7 @@ def sign(
             sigs[hit] = old_sigs[at[hit].astype(np.int64)]
             todo = ~hit
     computed = np.flatnonzero(todo)
-    shingles = minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
+    shingles = _no_shingles()
     if len(computed):
         # Threads share the batches; the signatures do not depend on how many
         # (tests/test_minhash.py). The shingles are kept for the exact check near the threshold.
@@ -150,9 +156,7 @@ def near_pairs(
     1.0 and 0.99."""
     n = len(sigs)
     keys = [str(i) for i in range(n)]
-    none = Signed(
-        sigs, np.zeros(0, np.int64), minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
-    )
+    none = Signed(sigs, np.zeros(0, np.int64), _no_shingles())
     pairs, _ = dedup_pairs.find(
         sigs, np.zeros(n, dtype=np.int64), keys, threshold, mh, none.shingles_of(texts, mh), None
     )
@@ -213,8 +217,7 @@ def apply(
     n = table.num_rows
     fields = list(params["fields"])
     source = table if load_texts is None else load_texts()
-    by_hash = fields == ["prompt", "response"]  # then ingest's content_hash is the key
-    encoded = pc.dictionary_encode(keys(table if by_hash else source, fields)).combine_chunks()
+    encoded = pc.dictionary_encode(keys(table, fields, source)).combine_chunks()
     key_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     key_hex = encoded.dictionary.to_pylist()
     rounds = table.column("round").to_numpy(zero_copy_only=False).astype(np.int64)

@@ -32,6 +32,7 @@ Ints = npt.NDArray[np.int64]
 Sigs = npt.NDArray[np.uint32]
 ShinglesOf = Callable[[Ints], minhash.Shingles]
 _META = b"flywheel.dedup.pairs"
+_NONE: Ints = np.zeros((0, 2), dtype=np.int64)  # no pairs
 
 
 def gather(shingles: minhash.Shingles, rows: Ints) -> minhash.Shingles:
@@ -87,7 +88,7 @@ def _load(
     cache: Path, keys: list[str], bounds: list[int], settings: dict[str, object]
 ) -> tuple[int, Ints]:
     """How many leading keys the cached pairs cover (0: none usable), and those pairs."""
-    none = (0, np.zeros((0, 2), dtype=np.int64))
+    none = (0, _NONE)
     if not cache.exists():
         return none
     try:
@@ -124,16 +125,14 @@ def find(
     change = np.flatnonzero(np.diff(first_round)) + 1
     bounds = [0, *change.tolist(), n] if n else [0]
     settings = _settings(mh, threshold)
-    done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, None)
+    done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, _NONE)
     candidates = [
         _round_pairs(sigs, start, stop, bands, rows)
         for start, stop in itertools.pairwise(bounds)
         if start >= done and stop > start
     ]
-    fresh = np.concatenate(candidates) if candidates else np.zeros((0, 2), dtype=np.int64)
-    found = verify(sigs, fresh, threshold, mh, shingles_of)
-    if pairs is not None and len(pairs):
-        found = np.concatenate((pairs, found))
+    fresh = np.concatenate(candidates) if candidates else _NONE
+    found = np.concatenate((pairs, verify(sigs, fresh, threshold, mh, shingles_of)))
     out = found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found
     if cache is not None and done < n:
         cache.parent.mkdir(parents=True, exist_ok=True)

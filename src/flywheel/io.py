@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -89,10 +89,15 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[bytes, bytes] | No
         )
 
 
-def read_parquet(path: Path) -> pa.Table:
+def require_output(path: Path) -> Path:
+    """``path``, or InputError when a stage output is missing."""
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first (dvc repro).")
-    return pq.read_table(path)
+    return path
+
+
+def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    return pq.read_table(require_output(path), columns=None if columns is None else list(columns))
 
 
 def read_yaml(path: Path) -> Any:

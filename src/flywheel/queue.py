@@ -172,10 +172,9 @@ def build(
     # Each queued record's reasons as a list array, built from the reason matrix in bulk.
     hits = matrix[queued]
     names = pa.array(ALL_REASONS, pa.string())
-    row_of, col_of = np.nonzero(hits)
+    col_of = np.nonzero(hits)[1]  # row-major: each record's reasons in ALL_REASONS order
     offsets = np.concatenate(([0], np.cumsum(hits.sum(axis=1)))).astype(np.int32)
     reasons = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(col_of)))
-    del row_of
     all_index = np.full(table.num_rows, -1, dtype=np.int64)
     all_index[queued] = np.arange(len(queued))
     fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)

@@ -108,11 +108,16 @@ def with_column(
     return table.set_column(index, field, array)
 
 
+def schema_of(names: Iterable[str]) -> pa.Schema:
+    """The record schema's fields ``names``, in that order."""
+    return pa.schema([SCHEMA.field(n) for n in names])
+
+
 def typed(table: pa.Table) -> pa.Table:
     """The record columns ``table`` has, in schema order and type: a whole record table or the
     few columns a stage read (``flywheel.store``)."""
     names = [n for n in SCHEMA.names if n in table.column_names]
-    return table.select(names).cast(pa.schema([SCHEMA.field(n) for n in names]))
+    return table.select(names).cast(schema_of(names))
 
 
 def counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:

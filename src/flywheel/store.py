@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from flywheel import records
 from flywheel.errors import InputError
-from flywheel.io import write_parquet
+from flywheel.io import read_parquet, require_output, write_parquet
 
 PARTITION_SUFFIX = ".records.parquet"
 
@@ -38,17 +38,11 @@ def partitions(folder: Path) -> list[Path]:
     return sorted(folder.glob("*" + PARTITION_SUFFIX))
 
 
-def _missing(path: Path) -> InputError:
-    return InputError(f"{path} does not exist; run the stage that writes it first (dvc repro).")
-
-
 def layer_columns(path: Path) -> list[str]:
     """The columns a layer holds (a partition folder holds every record column)."""
     if path.is_dir():
         return list(records.SCHEMA.names)
-    if not path.exists():
-        raise _missing(path)
-    return list(pq.read_schema(path).names)
+    return list(pq.read_schema(require_output(path)).names)
 
 
 def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
@@ -58,9 +52,7 @@ def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
         if not parts:
             return records.SCHEMA.empty_table().select(list(columns))
         return pa.concat_tables(parts).combine_chunks()
-    if not path.exists():
-        raise _missing(path)
-    return pq.read_table(path, columns=list(columns))
+    return read_parquet(path, columns)
 
 
 def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Table:
@@ -89,15 +81,14 @@ def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Tab
                 f"{layers[i]} was written for other records than {layers[0]} "
                 f"({len(other):,} rows vs {len(ids):,}); rebuild it with dvc repro."
             )
-    schema = pa.schema([records.SCHEMA.field(n) for n in wanted])
-    return pa.table({name: tables[owner[name]].column(name) for name in wanted}).cast(schema)
+    columns_ = {name: tables[owner[name]].column(name) for name in wanted}
+    return pa.table(columns_).cast(records.schema_of(wanted))
 
 
 def patch(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     """``id`` and ``columns`` of ``table``, typed as in the record schema."""
     names = ["id", *[c for c in columns if c != "id"]]
-    schema = pa.schema([records.SCHEMA.field(n) for n in names])
-    return table.select(names).cast(schema)
+    return table.select(names).cast(records.schema_of(names))
 
 
 def write_patch(path: Path, table: pa.Table, columns: Sequence[str]) -> None:

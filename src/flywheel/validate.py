@@ -121,7 +121,7 @@ def _table(path: Path, schema: pa.Schema) -> list[str]:
 
 def _patch(root: Path, path: Path, columns: tuple[str, ...]) -> list[str]:
     """A patch has id and its stage's columns, typed as records, for the records' rows in order."""
-    expected = pa.schema([records.SCHEMA.field(n) for n in ("id", *columns)])
+    expected = records.schema_of(("id", *columns))
     found = pq.read_schema(path).remove_metadata()
     if found != expected:
         return [f"columns are {found.names}, expected {expected.names} typed as records"]
