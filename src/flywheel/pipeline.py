@@ -27,25 +27,24 @@ class Repo:
     reviews: Path = Path("data/reviews")
 
 
-# The layers each stage reads (``flywheel.store``): ingest's records, then the stages' patches.
+# The layers (``flywheel.store``): ingest's records, then each stage's patch in stage order. A
+# stage reads the layers of the stages before it.
+CHAIN = (
+    ingest.Outputs().records,
+    label.Outputs().records,
+    bucket.Outputs().records,
+    dedup.Outputs().records,
+    queue.Outputs().records,
+    split.Outputs().records,
+)
 LAYERS = {
-    "label": (ingest.Outputs().records,),
-    "agreement": (ingest.Outputs().records, label.Outputs().records),
-    "bucket": (ingest.Outputs().records, label.Outputs().records),
-    "dedup": (ingest.Outputs().records, label.Outputs().records, bucket.Outputs().records),
-    "queue": (
-        ingest.Outputs().records,
-        label.Outputs().records,
-        bucket.Outputs().records,
-        dedup.Outputs().records,
-    ),
-    "split": (
-        ingest.Outputs().records,
-        label.Outputs().records,
-        bucket.Outputs().records,
-        dedup.Outputs().records,
-        queue.Outputs().records,
-    ),
+    "label": CHAIN[:1],
+    "agreement": CHAIN[:2],
+    "bucket": CHAIN[:2],
+    "dedup": CHAIN[:3],
+    "queue": CHAIN[:4],
+    "split": CHAIN[:5],
+    "report": CHAIN,
 }
 
 
@@ -66,7 +65,7 @@ def _stages() -> dict[
             r.guidelines,
             g,
             p,
-            (*LAYERS["split"], split.Outputs().records),
+            LAYERS["report"],
         ),
     }
 

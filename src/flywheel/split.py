@@ -199,9 +199,9 @@ def run(
         )
     splits = table.column("split")
     store.write_patch(outputs.records, table, COLUMNS)
-    # The splits are whole records: the texts come from ingest's partitions, the rest from the
-    # stages' patches, with this stage's columns last.
-    full = store.load([*layers, outputs.records])
+    # The splits are whole records: the texts from ingest's partitions, the rest from the
+    # stages' patches and this stage's columns.
+    full = records.replace(store.load(layers), **{c: table.column(c) for c in COLUMNS})
     train = full.filter(pc.equal(splits, "train"))
     evals = full.filter(pc.equal(splits, "eval"))
     del full
