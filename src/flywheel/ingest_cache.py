@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from flywheel import exports, records
 from flywheel.guidelines import Guidelines
-from flywheel.ingest_ledger import ROWS_SCHEMA
+from flywheel.ingest_ledger import ROWS_SCHEMA, THREADS
 from flywheel.io import sha256_file, write_jsonl, write_parquet
 from flywheel.store import PARTITION_SUFFIX, partition_name
 
@@ -100,7 +100,7 @@ def fingerprints(
         "labels": list(guidelines.label_names),
         "guidelines_version": guidelines.version,
     }
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
         files = list(pool.map(sha256_file, [e.file for e in found]))
     out = []
     for export, file_hash in zip(found, files, strict=True):
