@@ -212,6 +212,28 @@ def test_hashed_shingle_sets_have_the_structure_of_string_sets(
         assert len(hashed[i] & hashed[i + 1]) == len(strings[i] & strings[i + 1])
 
 
+def reference_shingle_hash(shingle: str) -> int:
+    """The documented hash of one shingle, in Python integers: the polynomial hash of its UTF-8
+    bytes (+1 each) modulo 2**64, MurmurHash3's fmix64, the top 32 bits."""
+    mask, base, h = (1 << 64) - 1, 0x9E3779B97F4A7C15, 0
+    for position, byte in enumerate(shingle.encode("utf-8")):
+        h = (h + (byte + 1) * pow(base, position, 1 << 64)) & mask
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        h = ((h ^ (h >> 33)) * multiplier) & mask
+    return (h ^ (h >> 33)) >> 32
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts_strategy, st.sampled_from(["char", "word"]), st.integers(1, 5))
+def test_shingle_hashes_are_the_documented_hash_of_each_shingle(
+    texts: list[str], kind: str, k: int
+) -> None:
+    """Bit for bit: stored signatures stay comparable only while these hashes do not change."""
+    hashed = mh.shingle_sets(texts, mh.MinHashParams(shingle=kind, k=k))  # type: ignore[arg-type]
+    expected = [{reference_shingle_hash(s) for s in reference_shingles(t, kind, k)} for t in texts]
+    assert hashed == expected
+
+
 def test_short_and_empty_texts_are_one_shingle() -> None:
     shingles = mh.shingle_hashes(["", "abc", "abcdef", "", "   "])
     assert np.diff(shingles.offsets).tolist() == [1, 1, 2, 1, 1]

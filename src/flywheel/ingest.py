@@ -23,7 +23,9 @@ on random exports in every format and layout against the row-at-a-time ingest.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,10 @@ __all__ = [
     "normalize",
     "run",
 ]
+
+
+#: Worker processes for mapping exports: one per core, at most four (each holds one export).
+WORKERS = max(1, min(os.cpu_count() or 1, 4))
 
 
 class RowError(Exception):
@@ -320,6 +326,34 @@ def _together(contexts: list[_Ctx]) -> list[ingest_cache.Part]:
     return parts
 
 
+#: Below this many bytes of exports to map, worker processes cost more to start than they save.
+PROCESS_BYTES = 32 << 20
+
+
+def _build_part(ctx: _Ctx, folder: Path, fingerprint: str) -> None:
+    ingest_cache.write(folder, _alone(ctx), fingerprint)
+
+
+def _build_parts(contexts: list[_Ctx], folder: Path, prints: list[str]) -> None:
+    """Map and write each export's part, in worker processes when there is enough to do.
+
+    Each worker writes its own part, so nothing large travels back. Processes, not threads:
+    the per-row Python (scrubbing callbacks, hashing, the row path) holds the GIL, and on two
+    cores threads measured 1.35x one core at a million rows where processes measured 1.9x.
+    ``spawn`` starts clean interpreters: forking a parent that holds Arrow's thread pools is not
+    safe.
+    """
+    size = sum(ctx.export.file.stat().st_size for ctx in contexts)
+    workers = min(WORKERS, len(contexts))
+    if workers < 2 or size < PROCESS_BYTES:
+        for ctx, fingerprint in zip(contexts, prints, strict=True):
+            _build_part(ctx, folder, fingerprint)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        list(pool.map(_build_part, contexts, [folder] * len(contexts), prints))
+
+
 def run(
     raw_dir: Path, guidelines: Guidelines, params: dict[str, Any], outputs: Outputs = Outputs()
 ) -> dict[str, Any]:
@@ -340,19 +374,10 @@ def run(
         if ingest_cache.stored_fingerprint(folder, name) != prints[i]
     ]
     ingest_cache.remove_others(folder, set(names))
-    # The largest first, two at a time: both threads then finish together.
+    # The largest first: the workers then finish together.
     todo.sort(key=lambda i: -contexts[i].export.file.stat().st_size)
-
-    def one(i: int) -> pa.Array:
-        part = _alone(contexts[i])
-        ingest_cache.write(folder, part, prints[i])
-        return part.records.column("id").combine_chunks()
-
-    with ThreadPoolExecutor(ingest_ledger.THREADS) as pool:
-        fresh = dict(zip(todo, pool.map(one, todo), strict=True))
-    ids = [
-        fresh[i] if i in fresh else ingest_cache.read_ids(folder, n) for i, n in enumerate(names)
-    ]
+    _build_parts([contexts[i] for i in todo], folder, [prints[i] for i in todo])
+    ids = [ingest_cache.read_ids(folder, name) for name in names]
     every = pa.chunked_array(ids, pa.string())
     if len(every) and pc.count_distinct(every).as_py() < len(every):
         for part in _together(contexts):

@@ -74,19 +74,30 @@ def write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+#: How every Parquet file of the repository is written: deterministic (no creation timestamps,
+#: no statistics), zstd, dictionaries where they pay.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "write_statistics": False,
+    "use_dictionary": True,
+}
+ROW_GROUP = 1 << 20
+
+
 def write_parquet(path: Path, table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> None:
-    """Write ``table`` deterministically (no creation timestamps, fixed row groups, zstd), with
+    """Write ``table`` deterministically (``PARQUET_OPTIONS``, fixed row groups), with
     ``metadata`` as its only schema metadata."""
     table = table.replace_schema_metadata(metadata)
     with atomic_open(path, "wb") as f:
-        pq.write_table(
-            table,
-            f,
-            compression="zstd",
-            row_group_size=1 << 20,
-            write_statistics=False,
-            use_dictionary=True,
-        )
+        pq.write_table(table, f, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
+
+
+@contextlib.contextmanager
+def parquet_writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A ``ParquetWriter`` onto ``path``, written atomically, as ``write_parquet`` writes: for
+    tables written piece by piece (each ``write_table`` call is at least one row group)."""
+    with atomic_open(path, "wb") as f, pq.ParquetWriter(f, schema, **PARQUET_OPTIONS) as writer:
+        yield writer
 
 
 def require_output(path: Path) -> Path:

@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from flywheel import kernels
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
     DEFAULT_THRESHOLD,
@@ -127,9 +128,6 @@ __all__ = [
 #: Records per batch in ``signatures``: bounds the temporaries to a few MB (1k-16k measured the
 #: same speed; 64k was 20% slower).
 BATCH_RECORDS = 4_096
-#: Shingles per permutation block: 4096 x 128 permutations x 4 bytes is 2 MiB, a core's L2 cache
-#: here; measured fastest, and twice as fast as blocks of 64k shingles.
-_BLOCK_SHINGLES = 4_096
 
 
 def _permutations(seed: int, num_perm: int) -> tuple[UInt32Array, UInt32Array]:
@@ -150,26 +148,10 @@ def _permutations(seed: int, num_perm: int) -> tuple[UInt32Array, UInt32Array]:
 def _minhash(
     hashes: UInt32Array, offsets: Int64Array, a: UInt32Array, b: UInt32Array, out: UInt32Array
 ) -> None:
-    """Per-record minimum of ``a*x + b mod 2**32``: ``(n_shingles,)`` -> ``out`` ``(n, num_perm)``.
-
-    Blocks of whole records, each ``(num_perm, block)``: multiply, add and ``minimum.reduceat``
-    run along contiguous rows, measured 2-3x faster than the ``(block, num_perm)`` layout; the
-    minima go straight into the transposed view of ``out``.
-    """
-    n, num_perm = offsets.size - 1, a.size
-    if n == 0:
-        return
-    cuts = np.searchsorted(offsets, np.arange(_BLOCK_SHINGLES, offsets[-1], _BLOCK_SHINGLES))
-    bounds = np.unique(np.concatenate(([0], cuts, [n])))
-    widest = int(np.max(offsets[bounds[1:]] - offsets[bounds[:-1]]))
-    buffer = np.empty(num_perm * widest, dtype=np.uint32)
-    a_col, b_col, out_t = a[:, None], b[:, None], out.T
-    for first, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        lo, hi = int(offsets[first]), int(offsets[stop])
-        block = buffer[: num_perm * (hi - lo)].reshape(num_perm, hi - lo)
-        np.multiply(a_col, hashes[None, lo:hi], out=block)  # uint32 wraps: mod 2**32
-        np.add(block, b_col, out=block)
-        np.minimum.reduceat(block, offsets[first:stop] - lo, axis=1, out=out_t[:, first:stop])
+    """Per-record minimum of ``a*x + b mod 2**32``: ``(n_shingles,)`` -> ``out`` ``(n, num_perm)``
+    (a compiled loop, ``flywheel.kernels``)."""
+    if offsets.size > 1:
+        kernels.minhash_into(hashes, offsets, a, b, out)
 
 
 def _sketch(

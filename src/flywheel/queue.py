@@ -266,7 +266,7 @@ def run(
     )
     limit = params.get("export_limit")
     head = rows if limit is None else rows[: int(limit)]
-    texts = store.load(layers, list(ENTRY_FIELDS)).take(pa.array(head))
+    texts = store.take(layers, ENTRY_FIELDS, np.asarray(head, dtype=np.int64))
     flat = pc.list_flatten(queue.column("reasons"))
     metrics = {
         "queued": queue.num_rows,

@@ -16,6 +16,7 @@ turns the same hashes into signatures. ``_fmix64`` and ``_stream`` also make the
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flywheel import kernels
 from flywheel.minhash_params import (
     _U64,
     DEFAULT_PARAMS,
@@ -189,47 +191,7 @@ def _fmix64(h: UInt64Array) -> UInt64Array:
     return h
 
 
-_POWER_CACHE: dict[int, UInt64Array] = {}
-
-
-def _powers(base: int, count: int) -> UInt64Array:
-    """``base**i mod 2**64`` for ``i`` in ``0..count-1``; uint64 wraps, which is the modulus.
-
-    Kept between batches (read-only, grown by doubling): recomputing the sequential
-    ``cumprod`` per batch measured a quarter of the shingle time.
-    """
-    table = _POWER_CACHE.get(base)
-    if table is None or table.size < count:
-        size = max(count, 2 * (0 if table is None else table.size), 1 << 16)
-        table = np.full(size, _U64(base), dtype=np.uint64)
-        table[:1] = 1
-        np.cumprod(table, out=table)
-        table.flags.writeable = False
-        _POWER_CACHE[base] = table
-    return table[:count]
-
-
 # --- shingles -------------------------------------------------------------------------------
-
-
-def _units(
-    data: npt.NDArray[np.uint8], offsets: Int64Array, shingle: ShingleKind
-) -> tuple[Int64Array, Int64Array]:
-    """Byte start and end (exclusive), each ``(units,)``, of every character or word."""
-    total = data.size
-    if shingle == "char":
-        starts = np.flatnonzero((data & 0xC0) != 0x80)  # not a UTF-8 continuation byte
-        return starts, np.append(starts[1:], total)
-    # Normalized text has single spaces and none at the ends, so words are the runs between.
-    nonempty = offsets[1:] > offsets[:-1]
-    spaces = np.flatnonzero(data == 0x20)
-    is_start = np.zeros(total + 1, dtype=bool)
-    is_start[spaces + 1] = True
-    is_start[offsets[:-1][nonempty]] = True
-    is_end = np.zeros(total + 1, dtype=bool)
-    is_end[spaces] = True
-    is_end[offsets[1:][nonempty]] = True
-    return np.flatnonzero(is_start), np.flatnonzero(is_end)
 
 
 def _shingles(
@@ -239,55 +201,24 @@ def _shingles(
 
     A shingle starts at each unit (character or word) that has ``k - 1`` more units after it in
     its record; a record of fewer than ``k`` units is one shingle, and the empty record is the
-    empty string. The shingle's hash is the hash of its bytes, so it does not depend on the batch.
+    empty string. The shingle's hash is a polynomial hash of its bytes (+1 so that zero bytes
+    count), modulo 2**64, through ``fmix64``: it does not depend on where the shingle sits or on
+    the batch. Polynomial hashes collide only for adversarial strings thousands of bytes long;
+    fmix64 spreads the bits. A compiled loop (``flywheel.kernels.shingles_into``): the numpy
+    version took a dozen array passes and measured 2.3x slower on word 3-grams of support
+    replies; calling xxhash per shingle from Python was slower still.
     """
-    n, total = offsets.size - 1, data.size
-    if shingle == "char" and not (data >= 0x80).any():  # ASCII: one byte per character
-        first, count, n_units = offsets[:-1], np.diff(offsets), total
-        starts = ends = None
-    else:
-        starts, ends = _units(data, offsets, shingle)
-        n_units = starts.size
-        first = np.searchsorted(starts, offsets[:-1])  # (n,) first unit of each record
-        count = np.searchsorted(starts, offsets[1:]) - first  # (n,) units per record
-    # Units that start a shingle: all but the last min(count, k) - 1 of each record.
-    record_end = first + count
-    tail = record_end[:, None] - np.arange(1, k)  # (n, k-1) last units of each record
-    starts_shingle = np.ones(n_units, dtype=bool)
-    starts_shingle[tail[tail > first[:, None]]] = False  # a record's first unit always starts one
-    unit = np.flatnonzero(starts_shingle)
-    short = np.flatnonzero((count > 0) & (count < k))  # one shingle: the whole text
-    at_short = np.searchsorted(unit, first[short])
-    # Polynomial prefix hash of the bytes (+1 so that zero bytes count): the hash of bytes
-    # [lo, hi) is (P[hi] - P[lo]) * base**-lo, the same wherever the shingle sits. All arithmetic
-    # is modulo 2**64 by uint64 wraparound. This costs a few array passes; calling xxhash once
-    # per shingle from Python measured 5-7x slower than this whole function. Polynomial hashes
-    # collide only for adversarial strings thousands of bytes long; fmix64 spreads the bits.
-    prefix = np.zeros(total + 1, dtype=np.uint64)
-    np.cumsum((data + _U64(1)) * _powers(_POLY_BASE, total), out=prefix[1:])
-    inverse = _powers(_POLY_BASE_INV, total + 1)
-    if starts is None or ends is None:
-        # ASCII characters: every k-byte window at once, then pick the shingle starts (one
-        # gather instead of three); short records are patched after.
-        width = max(total - k + 1, 1)
-        window = prefix[:1]  # a placeholder when every record is short
-        if total >= k:
-            window = (prefix[k : k + width] - prefix[:width]) * inverse[:width]
-        poly = window[np.minimum(unit, width - 1)]
-        lo, hi = first[short], record_end[short]
-        poly[at_short] = (prefix[hi] - prefix[lo]) * inverse[lo]
-    else:
-        lo, hi = starts[unit], ends[np.minimum(unit + (k - 1), n_units - 1)]
-        hi[at_short] = offsets[1:][short]
-        poly = (prefix[hi] - prefix[lo]) * inverse[lo]
-    hashes = (_fmix64(poly) >> _U64(32)).astype(np.uint32)
-    per_record = np.where(count > 0, np.maximum(count - k + 1, 1), 1)
-    shingle_offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(per_record, out=shingle_offsets[1:])
-    empty = np.flatnonzero(count == 0)
-    if empty.size:  # the empty string hashes to fmix64(0) >> 32 == 0
-        hashes = np.insert(hashes, shingle_offsets[empty] - np.arange(empty.size), np.uint32(0))
-    return hashes, shingle_offsets
+    out_offsets = np.empty(offsets.size, dtype=np.int64)
+    hashes = kernels.shingles_into(
+        data,
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        shingle == "word",
+        k,
+        _U64(_POLY_BASE),
+        _U64(_POLY_BASE_INV),
+        out_offsets,
+    )
+    return hashes, out_offsets
 
 
 def _distinct(hashes: UInt32Array, offsets: Int64Array) -> Shingles:
@@ -318,4 +249,5 @@ def shingle_hashes(texts: TextInput, params: MinHashParams = DEFAULT_PARAMS) -> 
 def shingle_sets(texts: TextInput, params: MinHashParams = DEFAULT_PARAMS) -> list[set[int]]:
     """Set of shingle hashes per record, for exact Jaccard in tests (a loop per record)."""
     hashes, offsets = shingle_hashes(texts, params)
-    return [set(part.tolist()) for part in np.split(hashes, offsets[1:-1])]
+    bounds = offsets.tolist()
+    return [set(hashes[lo:hi].tolist()) for lo, hi in itertools.pairwise(bounds)]

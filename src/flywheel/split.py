@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from flywheel import records, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
-from flywheel.io import read_parquet, write_json, write_parquet
+from flywheel.io import read_parquet, write_json
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -201,10 +201,14 @@ def run(
     store.write_patch(outputs.records, table, COLUMNS)
     # The splits are whole records: the texts from ingest's partitions, the rest from the
     # stages' patches and this stage's columns.
-    full = records.replace(store.load(layers), **{c: table.column(c) for c in COLUMNS})
-    train = full.filter(pc.equal(splits, "train"))
-    evals = full.filter(pc.equal(splits, "eval"))
-    del full
+    chosen = {
+        outputs.train: pc.equal(splits, "train"),
+        outputs.eval: pc.equal(splits, "eval"),
+    }
+    masks = {
+        path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
+    }
+    store.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks)
     by = (
         table.filter(pc.is_valid(splits))
         .group_by(["error_category", "split"])
@@ -218,8 +222,8 @@ def run(
     excluded = table.filter(pc.equal(table.column("fate"), "excluded"))
     reasons = excluded.group_by("fate_detail").aggregate([("id", "count")]).to_pylist()
     metrics = {
-        "train": train.num_rows,
-        "eval": evals.num_rows,
+        "train": int(masks[outputs.train].sum()),
+        "eval": int(masks[outputs.eval].sum()),
         "excluded": excluded.num_rows,
         "excluded_by_reason": {
             r["fate_detail"]: r["id_count"] for r in sorted(reasons, key=lambda r: r["fate_detail"])
@@ -229,7 +233,5 @@ def run(
             c: round(n["eval"] / (n["eval"] + n["train"]), 4) for c, n in sorted(counts.items())
         },
     }
-    write_parquet(outputs.train, train)
-    write_parquet(outputs.eval, evals)
     write_json(outputs.metrics, metrics)
     return metrics

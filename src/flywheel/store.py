@@ -15,16 +15,19 @@ rewritten at all (``flywheel.ingest_cache``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flywheel import records
 from flywheel.errors import InputError
-from flywheel.io import read_parquet, require_output, write_parquet
+from flywheel.io import ROW_GROUP, parquet_writer, read_parquet, require_output, write_parquet
 
 PARTITION_SUFFIX = ".records.parquet"
 
@@ -55,19 +58,25 @@ def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
     return read_parquet(path, columns)
 
 
+def _owners(layers: Sequence[Path], wanted: Sequence[str]) -> dict[str, int]:
+    """For each column, the index of the last layer that has it."""
+    held = [layer_columns(p) for p in layers]
+    owner: dict[str, int] = {}
+    for name in wanted:
+        found = [i for i, cols in enumerate(held) if name in cols]
+        if not found:
+            raise InputError(f"No layer of {', '.join(map(str, layers))} has column '{name}'.")
+        owner[name] = found[-1]
+    return owner
+
+
 def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Table:
     """The records with ``columns`` (default: all, in schema order), each column from the last
     of ``layers`` that has it; ``layers[0]`` is the records (a partition folder or a full record
     table), the rest patches in the same row order. A patch whose ids differ from the records'
     is refused: it is stale (written for other records), and ``dvc repro`` rebuilds it."""
     wanted = list(columns) if columns is not None else list(records.SCHEMA.names)
-    owner: dict[str, int] = {}
-    held = [layer_columns(p) for p in layers]
-    for name in wanted:
-        found = [i for i, cols in enumerate(held) if name in cols]
-        if not found:
-            raise InputError(f"No layer of {', '.join(map(str, layers))} has column '{name}'.")
-        owner[name] = found[-1]
+    owner = _owners(layers, wanted)
     used = sorted(set(owner.values()) | {0})
     tables: dict[int, pa.Table] = {}
     for i in used:
@@ -85,6 +94,39 @@ def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Tab
     return pa.table(columns_).cast(records.schema_of(wanted))
 
 
+def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.int64]) -> pa.Table:
+    """``load(layers, columns).take(rows)`` without holding every record's ``columns``: each
+    partition of ``layers[0]`` that holds one of ``rows`` is read on its own (for a few
+    thousand rows of the texts, this skips concatenating a gigabyte)."""
+    wanted = list(columns)
+    owner = _owners(layers, wanted)
+    narrow = [c for c in wanted if owner[c] > 0]
+    out = load(layers, narrow).take(pa.array(rows)) if narrow else None
+    own = [c for c in wanted if owner[c] == 0]
+    if not layers[0].is_dir() or not own:
+        whole = load(layers, own).take(pa.array(rows)) if own else None
+        return _assemble(wanted, out, whole)
+    pieces, offset = [], 0
+    where = np.empty(len(rows), dtype=np.int64)  # each wanted row's place among the pieces
+    done = 0
+    for part in partitions(layers[0]):
+        n = pq.read_metadata(part).num_rows
+        mine = np.flatnonzero((rows >= offset) & (rows < offset + n))
+        if len(mine):
+            table = pq.read_table(part, columns=own)
+            pieces.append(table.take(pa.array(rows[mine] - offset)))
+            where[mine] = done + np.arange(len(mine))
+            done += len(mine)
+        offset += n
+    joined = pa.concat_tables(pieces) if pieces else records.schema_of(own).empty_table()
+    return _assemble(wanted, out, joined.take(pa.array(where)).cast(records.schema_of(own)))
+
+
+def _assemble(wanted: list[str], *tables: pa.Table | None) -> pa.Table:
+    have = {name: t.column(name) for t in tables if t is not None for name in t.column_names}
+    return pa.table({name: have[name] for name in wanted}).cast(records.schema_of(wanted))
+
+
 def patch(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     """``id`` and ``columns`` of ``table``, typed as in the record schema."""
     names = ["id", *[c for c in columns if c != "id"]]
@@ -93,3 +135,39 @@ def patch(table: pa.Table, columns: Sequence[str]) -> pa.Table:
 
 def write_patch(path: Path, table: pa.Table, columns: Sequence[str]) -> None:
     write_parquet(path, patch(table, columns))
+
+
+def write_records(
+    layers: Sequence[Path],
+    columns: dict[str, pa.Array | pa.ChunkedArray],
+    targets: dict[Path, npt.NDArray[np.bool_]],
+) -> None:
+    """Whole records, ``columns`` replacing theirs, into each target file: the rows its mask
+    selects, in record order.
+
+    One partition of ``layers[0]`` at a time, each read once for every target: the texts are
+    most of the bytes, and holding them all at once, then copying them into one table, cost
+    more than the reading itself at a million records.
+    """
+    names = list(records.SCHEMA.names)
+    owner = _owners(layers, [n for n in names if n not in columns])
+    narrow = load(layers, [n for n in owner if owner[n] > 0])
+    own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
+    sources = [partitions(layers[0])] if layers[0].is_dir() else [[layers[0]]]
+    with contextlib.ExitStack() as stack:
+        writers = {
+            path: stack.enter_context(parquet_writer(path, records.SCHEMA)) for path in targets
+        }
+        offset = 0
+        for part in sources[0]:
+            base = pq.read_table(part, columns=own)
+            n = base.num_rows
+            pieces = {**{c: base.column(c) for c in own}}
+            pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
+            pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
+            table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
+            for path, mask in targets.items():
+                chosen = mask[offset : offset + n]
+                if chosen.any():
+                    writers[path].write_table(table.filter(pa.array(chosen)), ROW_GROUP)
+            offset += n
