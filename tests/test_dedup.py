@@ -5,11 +5,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flywheel import dedup, guidelines, minhash, params
+from flywheel import dedup, guidelines, minhash, params, signature_store
 from records_factory import record, table
 
 G = guidelines.load()
@@ -97,22 +97,46 @@ def test_conflicting_labels_queue_the_representative() -> None:
 
 
 def test_signatures_are_cached_by_text_and_refused_under_other_params(tmp_path: Path) -> None:
-    cache = tmp_path / "minhash.parquet"
+    cache = tmp_path / "minhash"
     rows = [record(f"s/{i}", response=f"{BASE} Ref {i * 7919}.") for i in range(20)]
     _, _, first = dedup.apply(table(rows), G, P, cache)
     assert first["signatures_computed"] == 20
-    _, _, again = dedup.apply(
-        table([*rows, record("s/new", response="A brand new reply.")]), G, P, cache
-    )
+    more = [*rows, record("s/new", response="A brand new reply.")]
+    _, _, again = dedup.apply(table(more), G, P, cache)
     assert (again["signatures_computed"], again["signatures_reused"]) == (1, 20)
-    stored = pq.read_table(cache)
-    assert stored.num_rows == 21 and b"num_perm" in b"".join(stored.schema.metadata.values())
+    # Append-only: the new key went into a second segment; the first was not rewritten.
+    assert [p.name for p in signature_store.segments(cache)] == ["000000.arrow", "000001.arrow"]
+    ids, sigs = signature_store.load_store(cache, dedup.minhash_params(P))
+    assert len(ids) == 21 and sigs.shape == (21, P["num_perm"])
+    fresh_out, _, _ = dedup.apply(table(more), G, P)
+    cached_out, _, _ = dedup.apply(table(more), G, P, cache)
+    assert cached_out.equals(fresh_out)
     _, _, other = dedup.apply(table(rows), G, {**P, "k": 4}, cache)
     assert other["signatures_computed"] == 20
+    # Other parameters replaced the store with one segment of the new signatures.
+    assert len(signature_store.segments(cache)) == 1
+
+
+def test_signature_store_drops_stale_keys_and_survives_a_broken_segment(tmp_path: Path) -> None:
+    cache = tmp_path / "minhash"
+    old = [record(f"s/{i}", response=f"{BASE} Ref {i * 7919}.") for i in range(10)]
+    new = [record(f"t/{i}", response=f"Another reply {i * 104729}.") for i in range(11)]
+    dedup.apply(table(old), G, P, cache)
+    # More than half of the stored keys are gone: the store is rewritten with the current ones.
+    dedup.apply(table(new), G, P, cache)
+    ids, _ = signature_store.load_store(cache, dedup.minhash_params(P))
+    assert len(ids) == 11 and len(signature_store.segments(cache)) == 1
+    signature_store.segments(cache)[0].write_bytes(b"not arrow")
+    with pytest.raises(minhash.SignatureFileError):
+        signature_store.load_store(cache, dedup.minhash_params(P))
+    out, _, counts = dedup.apply(table(new), G, P, cache)
+    assert counts["signatures_computed"] == 11
+    assert out.equals(dedup.apply(table(new), G, P)[0])
+    assert len(signature_store.load_store(cache, dedup.minhash_params(P))[0]) == 11
 
 
 def test_pairs_kept_by_round_give_the_same_clusters_as_a_fresh_build(tmp_path: Path) -> None:
-    cache = tmp_path / "minhash.parquet"
+    cache = tmp_path / "minhash"
     old = [record(f"s/{i}", response=f"{BASE} Ref {i % 6}.") for i in range(12)]
     new = [record(f"s/n{i}", round=2, response=f"{BASE} Ref {i % 9}.") for i in range(9)]
     newer = [record(f"s/m{i}", round=3, response=f"{BASE} Case {i}.") for i in range(4)]

@@ -3,8 +3,9 @@
 Records are compared on the normalized text of ``dedup.fields``. Exact duplicates share a key
 (a hash of that text); near-duplicates are keys whose MinHash-estimated Jaccard similarity of
 shingle sets reaches ``dedup.threshold`` (``flywheel.minhash``; LSH bands and rows derived from
-the threshold). Signatures are kept per key in ``data/cache/minhash.parquet`` with the
-parameters that make them comparable, so a rebuild computes them only for new text.
+the threshold). Signatures are kept per key in ``data/cache/minhash/``, append-only segments
+with the parameters that make them comparable (``flywheel.signature_store``), so a rebuild
+computes them only for new text, and reads texts only for the keys it signs or checks exactly.
 
 Clusters are built round by round, so adding a round never changes an earlier one:
 
@@ -38,7 +39,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import dedup_pairs, minhash, records, store
+from flywheel import dedup_pairs, minhash, records, signature_store, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest import normalize
@@ -85,6 +86,9 @@ def _no_shingles() -> minhash.Shingles:
     return minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
 
 
+TextsOf = Callable[[Ints], pa.Array]  # key ordinals -> their texts
+
+
 @dataclass
 class Signed:
     """Signatures of every key, and the shingle sets of the keys signed in this run."""
@@ -93,8 +97,8 @@ class Signed:
     computed: Ints  # key ordinals signed in this run (the others came from the cache)
     shingles: minhash.Shingles  # of ``computed``, in that order
 
-    def shingles_of(self, texts: pa.Array, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
-        """Shingle sets of any keys: kept from signing, else computed from ``texts``."""
+    def shingles_of(self, texts_of: TextsOf, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
+        """Shingle sets of any keys: kept from signing, else computed from their texts."""
         where = np.full(len(self.sigs), -1, dtype=np.int64)
         where[self.computed] = np.arange(len(self.computed))
 
@@ -103,7 +107,7 @@ class Signed:
             missing = keys[at < 0]
             if not len(missing):
                 return dedup_pairs.gather(self.shingles, at)
-            extra = minhash.shingle_hashes(texts.take(pa.array(missing)), mh)
+            extra = minhash.shingle_hashes(texts_of(missing), mh)
             base = self.shingles.offsets[-1]
             both = minhash.Shingles(
                 np.concatenate((self.shingles.hashes, extra.hashes)),
@@ -117,32 +121,43 @@ class Signed:
 
 
 def sign(
-    texts: pa.Array, key_hex: list[str], mh: minhash.MinHashParams, cache: Path | None
+    texts_of: TextsOf, keys: pa.Array, mh: minhash.MinHashParams, cache: Path | None
 ) -> Signed:
-    """Signatures of ``texts`` (one per key), reusing cached ones."""
-    sigs = np.zeros((len(key_hex), mh.num_perm), dtype=np.uint32)
-    todo = np.ones(len(key_hex), dtype=bool)
-    if cache is not None and cache.exists():
+    """Signatures of the ``keys`` (hex strings), reusing those in the ``cache`` store
+    (``flywheel.signature_store``) and adding the new ones to it."""
+    sigs = np.zeros((len(keys), mh.num_perm), dtype=np.uint32)
+    todo = np.ones(len(keys), dtype=bool)
+    stored = 0
+    rewrite = cache is not None
+    if cache is not None:
         try:
-            old_ids, old_sigs = minhash.load_signatures(cache, mh)
-        except (minhash.SignatureParamsError, minhash.SignatureFileError):
-            old_ids, old_sigs = [], np.zeros((0, mh.num_perm), dtype=np.uint32)  # recompute all
-        if old_ids:
-            at = pc.index_in(pa.array(key_hex), value_set=pa.array(old_ids)).to_numpy(
-                zero_copy_only=False
-            )
-            hit = ~np.isnan(at.astype(float))
-            sigs[hit] = old_sigs[at[hit].astype(np.int64)]
+            old_ids, old_sigs = signature_store.load_store(cache, mh)
+            rewrite = False
+        except (minhash.SignatureParamsError, minhash.SignatureFileError) as err:
+            log.info("dedup: recomputing every signature: %s", err)
+            old_ids, old_sigs = pa.array([], pa.string()), sigs[:0]
+        stored = len(old_ids)
+        if stored:
+            at = pc.index_in(keys, value_set=old_ids)
+            hit = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+            sigs[hit] = old_sigs[at.filter(pc.is_valid(at)).to_numpy()]
             todo = ~hit
+        del old_sigs
     computed = np.flatnonzero(todo)
     shingles = _no_shingles()
     if len(computed):
         # Threads share the batches; the signatures do not depend on how many
         # (tests/test_minhash.py). The shingles are kept for the exact check near the threshold.
         workers = max(1, min(os.cpu_count() or 1, 4))
-        sigs[computed], shingles = minhash.sketch(
-            texts.take(pa.array(computed)), mh, workers=workers
-        )
+        sigs[computed], shingles = minhash.sketch(texts_of(computed), mh, workers=workers)
+    if cache is not None:
+        # Keys no longer delivered stay in the store until they are half of it.
+        stale = stored - (len(keys) - len(computed))
+        many = len(signature_store.segments(cache)) >= signature_store.MAX_SEGMENTS
+        if rewrite or many or 2 * stale > stored:
+            signature_store.replace_store(cache, keys, sigs, mh)
+        elif len(computed):
+            signature_store.add_segment(cache, keys.take(pa.array(computed)), sigs[computed], mh)
     return Signed(sigs, computed, shingles)
 
 
@@ -155,17 +170,18 @@ def near_pairs(
     alone measured 0.85 precision and recall on tests/test_minhash.py's corpus, the exact check
     1.0 and 0.99."""
     n = len(sigs)
-    keys = [str(i) for i in range(n)]
+    keys = pa.array([str(i) for i in range(n)], pa.string())
     none = Signed(sigs, np.zeros(0, np.int64), _no_shingles())
+    shingles_of = none.shingles_of(lambda k: texts.take(pa.array(k)), mh)
     pairs, _ = dedup_pairs.find(
-        sigs, np.zeros(n, dtype=np.int64), keys, threshold, mh, none.shingles_of(texts, mh), None
+        sigs, np.zeros(n, dtype=np.int64), keys, threshold, mh, shingles_of, None
     )
     return pairs
 
 
 def pairs_cache(signatures: Path) -> Path:
     """Where the verified pairs are kept, beside the signatures (``flywheel.dedup_pairs``)."""
-    return signatures.with_name(signatures.stem + "_pairs" + signatures.suffix)
+    return signatures.with_name(signatures.name + "_pairs.parquet")
 
 
 def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.bool_]]:
@@ -208,18 +224,21 @@ def apply(
     guidelines: Guidelines,
     params: dict[str, Any],
     cache: Path | None = None,
-    load_texts: Callable[[], pa.Table] | None = None,
+    texts_at: Callable[[Ints], pa.Table] | None = None,
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """Cluster ``table``; returns the records, the near-duplicate pairs (ids) and counts.
 
-    ``load_texts`` gives the ``dedup.fields`` columns when ``table`` lacks them (the stage loads
-    them only while it signs, to hold one copy of the texts)."""
+    ``texts_at(rows)`` gives the ``dedup.fields`` columns of those rows when ``table`` lacks
+    them: the stage reads texts only for the keys it signs or checks exactly."""
     n = table.num_rows
     fields = list(params["fields"])
-    source = table if load_texts is None else load_texts()
+    if texts_at is None:
+        texts_at = lambda rows: table.select(fields).take(pa.array(rows))  # noqa: E731
+    source = None if fields == ["prompt", "response"] else texts_at(np.arange(n))
     encoded = pc.dictionary_encode(keys(table, fields, source)).combine_chunks()
+    del source
     key_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    key_hex = encoded.dictionary.to_pylist()
+    key_hex = encoded.dictionary
     rounds = table.column("round").to_numpy(zero_copy_only=False).astype(np.int64)
     first_round = np.full(len(key_hex), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first_round, key_of, rounds)
@@ -229,23 +248,25 @@ def apply(
     order = np.lexsort((first_row, first_round))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    text = pc.binary_join_element_wise(*(source.column(f) for f in fields), "\n").combine_chunks()
-    del source
+    ordered_keys = key_hex.take(pa.array(order))
+
+    def texts_of(ordinals: Ints) -> pa.Array:
+        texts = texts_at(first_row[order[ordinals]])
+        return pc.binary_join_element_wise(*(texts.column(f) for f in fields), "\n")
+
     mh = minhash_params(params)
-    ordered_text = text.take(pa.array(first_row[order]))
-    del text
-    signed = sign(ordered_text, [key_hex[k] for k in order], mh, cache)
+    signed = sign(texts_of, ordered_keys, mh, cache)
     sigs, computed = signed.sigs, len(signed.computed)
     pairs, pair_keys_reused = dedup_pairs.find(
         sigs,
         first_round[order],
-        [key_hex[k] for k in order],
+        ordered_keys,
         float(params["threshold"]),
         mh,
-        signed.shingles_of(ordered_text, mh),
+        signed.shingles_of(texts_of, mh),
         None if cache is None else pairs_cache(cache),
     )
-    del signed, ordered_text
+    del signed
     cluster, attached = cluster_keys(first_round[order], pairs)
     rec_cluster = cluster[rank[key_of]]
     rec_attached = attached[rank[key_of]]
@@ -271,13 +292,14 @@ def apply(
     detail[dup] = np.where(exact[dup], "exact duplicate of ", "near duplicate of ") + rep_ids[
         dup
     ].astype(str)
-    cluster_hex = np.array([key_hex[key_of[p]][:16] for p in rep_pos], dtype=object)
+    # A cluster's id: "c-" and the first 16 hex digits of its representative's key.
+    cluster_names = pc.binary_join_element_wise(
+        "c-", pc.utf8_slice_codeunits(key_hex.take(pa.array(key_of[rep_pos])), 0, 16), ""
+    )
     reasons = _conflicts(table, rec_cluster, founders)
     out = records.replace(
         table,
-        cluster_id=pa.array(
-            np.char.add("c-", cluster_hex[rec_cluster].astype(str)).astype(object), pa.string()
-        ),
+        cluster_id=cluster_names.take(pa.array(rec_cluster)),
         duplicate_of=pa.array(duplicate_of, pa.string()),
         fate=pa.array(fate, pa.string()),
         fate_detail=pa.array(detail, pa.string()),
@@ -295,9 +317,6 @@ def apply(
         },
         schema=PAIRS_SCHEMA,
     )
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        minhash.save_signatures(cache, [key_hex[k] for k in order], sigs, mh)
     counts = {
         "keys": len(key_hex),
         "near_duplicate_pairs": len(pairs),
@@ -381,7 +400,7 @@ def _kept_record_of_key(kept: npt.NDArray[np.bool_], key_of: Ints, n_keys: int) 
 class Outputs:
     records: Path = Path("data/interim/dedup.parquet")
     pairs: Path = Path("data/interim/pairs.parquet")
-    cache: Path = Path("data/cache/minhash.parquet")
+    cache: Path = Path("data/cache/minhash")  # flywheel.signature_store segments
     metrics: Path = Path("metrics/dedup.json")
 
 
@@ -413,7 +432,7 @@ def run(
         guidelines,
         params,
         outputs.cache,
-        load_texts=lambda: store.load(layers, fields),
+        texts_at=lambda rows: store.take(layers, fields, rows),
     )
     # Cache hits depend on what earlier builds left, not on the inputs: logged, not a metric,
     # so that the same inputs give byte-identical metrics.

@@ -76,8 +76,15 @@ def _round_pairs(sigs: Sigs, start: int, stop: int, bands: int, rows: int) -> In
     return np.concatenate((inner, cross))
 
 
-def _digest(keys: list[str]) -> str:
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+def _digest(keys: pa.Array) -> str:
+    """sha256 of the keys' UTF-8 bytes and their lengths (no Python string per key)."""
+    arr = keys.cast(pa.large_string())
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    h = hashlib.sha256(np.diff(offsets).tobytes())
+    if data_buf is not None and len(arr):
+        h.update(memoryview(data_buf)[offsets[0] : offsets[-1]])
+    return h.hexdigest()
 
 
 def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
@@ -85,7 +92,7 @@ def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
 
 
 def _load(
-    cache: Path, keys: list[str], bounds: list[int], settings: dict[str, object]
+    cache: Path, keys: pa.Array, bounds: list[int], settings: dict[str, object]
 ) -> tuple[int, Ints]:
     """How many leading keys the cached pairs cover (0: none usable), and those pairs."""
     none = (0, _NONE)
@@ -99,7 +106,7 @@ def _load(
     n = int(meta.get("keys", -1))
     if meta.get("settings") != settings or n not in bounds or n > len(keys):
         return none
-    if meta.get("digest") != _digest(keys[:n]):
+    if meta.get("digest") != _digest(keys.slice(0, n)):
         return none
     pairs = np.stack((table.column("a").to_numpy(), table.column("b").to_numpy()), axis=1)
     return n, pairs.astype(np.int64)
@@ -108,7 +115,7 @@ def _load(
 def find(
     sigs: Sigs,
     first_round: Ints,
-    keys: list[str],
+    keys: pa.Array,
     threshold: float,
     mh: minhash.MinHashParams,
     shingles_of: ShinglesOf,

@@ -53,17 +53,9 @@ def exact_jaccard(a: Set[Hashable], b: Set[Hashable]) -> float:
 def _exact(sh_a: Shingles, sh_b: Shingles, ia: Int64Array, ib: Int64Array) -> Float64Array:
     """Exact Jaccard of the shingle sets of ``sh_a`` record ``ia`` and ``sh_b`` record ``ib``
     (a compiled merge of the two sorted sets, ``flywheel.kernels``)."""
-    out = np.empty(ia.size, dtype=np.float64)
-    kernels.jaccard_into(
-        sh_a.hashes,
-        sh_a.offsets,
-        sh_b.hashes,
-        sh_b.offsets,
-        np.ascontiguousarray(ia, dtype=np.int64),
-        np.ascontiguousarray(ib, dtype=np.int64),
-        out,
+    return kernels.over_pairs(
+        kernels.jaccard_into, (sh_a.hashes, sh_a.offsets, sh_b.hashes, sh_b.offsets), ia, ib
     )
-    return out
 
 
 def _exact_rows(
@@ -93,15 +85,9 @@ def _agreements(
     sigs_a: UInt32Array, sigs_b: UInt32Array, ia: Int64Array, ib: Int64Array
 ) -> Float64Array:
     """Fraction of equal signature values of ``sigs_a[ia]`` and ``sigs_b[ib]``, ``(m,)``."""
-    out = np.empty(ia.size, dtype=np.float64)
-    kernels.agreements_into(
-        np.ascontiguousarray(sigs_a, dtype=np.uint32),
-        np.ascontiguousarray(sigs_b, dtype=np.uint32),
-        np.ascontiguousarray(ia, dtype=np.int64),
-        np.ascontiguousarray(ib, dtype=np.int64),
-        out,
-    )
-    return out
+    a = np.ascontiguousarray(sigs_a, dtype=np.uint32)
+    b = np.ascontiguousarray(sigs_b, dtype=np.uint32)
+    return kernels.over_pairs(kernels.agreements_into, (a, b), ia, ib)
 
 
 def _check_shingles(shingles: Shingles, n: int, name: str) -> None:

