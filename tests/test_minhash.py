@@ -15,6 +15,8 @@ import math
 import random
 import re
 import string
+import subprocess
+import sys
 import unicodedata
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -695,3 +697,17 @@ def test_params_round_trip_and_validate() -> None:
         mh.MinHashParams.from_dict({**params.to_dict(), "bands": 4})
     with pytest.raises(ValueError, match="seed must be an integer"):
         mh.MinHashParams(seed=True)
+
+
+def test_first_use_of_the_compiled_kernels_from_several_threads_at_once() -> None:
+    """The kernels module loads on first use; threads that reach it together must all see it
+    whole (a lazy loader that is not thread-safe failed here with AttributeError)."""
+    code = (
+        "import sys\n"
+        "from flywheel import minhash\n"
+        "assert 'numba' not in sys.modules\n"
+        "sigs = minhash.sketch(['a b c d e f g h'] * 4000, batch_size=64, workers=4)[0]\n"
+        "assert sigs.shape == (4000, 128)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -82,40 +82,35 @@ def minhash_params(params: dict[str, Any]) -> minhash.MinHashParams:
         raise ConfigError(f"params.yaml: dedup: {exc}") from None
 
 
-def _no_shingles() -> minhash.Shingles:
-    return minhash.Shingles(np.zeros(0, np.uint32), np.zeros(1, np.int64))
-
-
 TextsOf = Callable[[Ints], pa.Array]  # key ordinals -> their texts
 
 
 @dataclass
 class Signed:
-    """Signatures of every key, and the shingle sets of the keys signed in this run."""
+    """Signatures of every key, and the texts of the keys signed in this run."""
 
     sigs: npt.NDArray[np.uint32]
     computed: Ints  # key ordinals signed in this run (the others came from the cache)
-    shingles: minhash.Shingles  # of ``computed``, in that order
+    texts: pa.Array  # of ``computed``, in that order
 
     def shingles_of(self, texts_of: TextsOf, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
-        """Shingle sets of any keys: kept from signing, else computed from their texts."""
+        """Shingle sets of any keys, from the texts kept from signing or else read again.
+
+        Computed on demand for the endpoints of the pairs that need the exact check, a small
+        share of the keys: keeping every key's sorted shingle set from signing cost more."""
         where = np.full(len(self.sigs), -1, dtype=np.int64)
         where[self.computed] = np.arange(len(self.computed))
 
         def get(keys: Ints) -> minhash.Shingles:
             at = where[keys]
-            missing = keys[at < 0]
-            if not len(missing):
-                return dedup_pairs.gather(self.shingles, at)
-            extra = minhash.shingle_hashes(texts_of(missing), mh)
-            base = self.shingles.offsets[-1]
-            both = minhash.Shingles(
-                np.concatenate((self.shingles.hashes, extra.hashes)),
-                np.concatenate((self.shingles.offsets, extra.offsets[1:] + base)),
-            )
-            at = at.copy()
-            at[at < 0] = len(self.computed) + np.arange(len(missing))
-            return dedup_pairs.gather(both, at)
+            kept = at >= 0
+            texts = self.texts.take(pa.array(at[kept]))
+            if not kept.all():
+                missing = texts_of(keys[~kept])
+                order = np.argsort(~kept, kind="stable")  # kept keys first, then the others
+                texts = pa.concat_arrays([texts, missing.cast(texts.type)])
+                texts = texts.take(pa.array(np.argsort(order, kind="stable")))
+            return minhash.shingle_hashes(texts, mh)
 
         return get
 
@@ -144,12 +139,13 @@ def sign(
             todo = ~hit
         del old_sigs
     computed = np.flatnonzero(todo)
-    shingles = _no_shingles()
+    texts = pa.array([], pa.string())
     if len(computed):
         # Threads share the batches; the signatures do not depend on how many
-        # (tests/test_minhash.py). The shingles are kept for the exact check near the threshold.
+        # (tests/test_minhash.py). The texts are kept for the exact check near the threshold.
         workers = max(1, min(os.cpu_count() or 1, 4))
-        sigs[computed], shingles = minhash.sketch(texts_of(computed), mh, workers=workers)
+        texts = texts_of(computed)
+        sigs[computed] = minhash.signatures(texts, mh, workers=workers)
     if cache is not None:
         # Keys no longer delivered stay in the store until they are half of it.
         stale = stored - (len(keys) - len(computed))
@@ -158,7 +154,7 @@ def sign(
             signature_store.replace_store(cache, keys, sigs, mh)
         elif len(computed):
             signature_store.add_segment(cache, keys.take(pa.array(computed)), sigs[computed], mh)
-    return Signed(sigs, computed, shingles)
+    return Signed(sigs, computed, texts)
 
 
 def near_pairs(
@@ -171,7 +167,7 @@ def near_pairs(
     1.0 and 0.99."""
     n = len(sigs)
     keys = pa.array([str(i) for i in range(n)], pa.string())
-    none = Signed(sigs, np.zeros(0, np.int64), _no_shingles())
+    none = Signed(sigs, np.zeros(0, np.int64), pa.array([], pa.string()))
     shingles_of = none.shingles_of(lambda k: texts.take(pa.array(k)), mh)
     pairs, _ = dedup_pairs.find(
         sigs, np.zeros(n, dtype=np.int64), keys, threshold, mh, shingles_of, None
@@ -252,7 +248,8 @@ def apply(
 
     def texts_of(ordinals: Ints) -> pa.Array:
         texts = texts_at(first_row[order[ordinals]])
-        return pc.binary_join_element_wise(*(texts.column(f) for f in fields), "\n")
+        joined = pc.binary_join_element_wise(*(texts.column(f) for f in fields), "\n")
+        return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
     mh = minhash_params(params)
     signed = sign(texts_of, ordered_keys, mh, cache)

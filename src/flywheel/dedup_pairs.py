@@ -13,7 +13,6 @@ nothing (``tests/test_dedup.py``).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel import minhash
+from flywheel import minhash, records
 from flywheel.io import write_parquet
 from flywheel.jaccard import DEFAULT_MARGIN_SD, _agreements, _exact, _verified
 
@@ -76,17 +75,6 @@ def _round_pairs(sigs: Sigs, start: int, stop: int, bands: int, rows: int) -> In
     return np.concatenate((inner, cross))
 
 
-def _digest(keys: pa.Array) -> str:
-    """sha256 of the keys' UTF-8 bytes and their lengths (no Python string per key)."""
-    arr = keys.cast(pa.large_string())
-    _, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    h = hashlib.sha256(np.diff(offsets).tobytes())
-    if data_buf is not None and len(arr):
-        h.update(memoryview(data_buf)[offsets[0] : offsets[-1]])
-    return h.hexdigest()
-
-
 def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
     return {"minhash": mh.to_dict(), "threshold": threshold, "margin_sd": DEFAULT_MARGIN_SD}
 
@@ -106,7 +94,7 @@ def _load(
     n = int(meta.get("keys", -1))
     if meta.get("settings") != settings or n not in bounds or n > len(keys):
         return none
-    if meta.get("digest") != _digest(keys.slice(0, n)):
+    if meta.get("digest") != records.strings_digest(keys.slice(0, n)):
         return none
     pairs = np.stack((table.column("a").to_numpy(), table.column("b").to_numpy()), axis=1)
     return n, pairs.astype(np.int64)
@@ -143,7 +131,7 @@ def find(
     out = found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found
     if cache is not None and done < n:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"keys": n, "digest": _digest(keys), "settings": settings}
+        meta = {"keys": n, "digest": records.strings_digest(keys), "settings": settings}
         table = pa.table({"a": pa.array(out[:, 0]), "b": pa.array(out[:, 1])})
         write_parquet(cache, table, metadata={_META: json.dumps(meta, sort_keys=True).encode()})
     return out, done

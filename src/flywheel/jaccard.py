@@ -13,11 +13,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Hashable, Set
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from flywheel import kernels
+from flywheel.lazy import lazy_module
 from flywheel.minhash_params import (
     Float64Array,
     Int64Array,
@@ -25,6 +26,11 @@ from flywheel.minhash_params import (
     _check_signatures,
 )
 from flywheel.shingles import Shingles
+
+if TYPE_CHECKING:
+    from flywheel import kernels
+else:
+    kernels = lazy_module("flywheel.kernels")  # numba loads when a kernel first runs
 
 __all__ = [
     "DEFAULT_MARGIN_SD",

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from flywheel import kernels
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
     DEFAULT_THRESHOLD,
@@ -25,6 +25,7 @@ from flywheel.jaccard import (
     _verified,
     verify,
 )
+from flywheel.lazy import lazy_module
 from flywheel.minhash_params import (
     _U64,
     Int64Array,
@@ -34,6 +35,11 @@ from flywheel.minhash_params import (
     _expand,
 )
 from flywheel.shingles import Shingles, _fmix64, _stream
+
+if TYPE_CHECKING:
+    from flywheel import kernels
+else:
+    kernels = lazy_module("flywheel.kernels")  # numba loads when a kernel first runs
 
 __all__ = [
     "DEFAULT_LSH_WEIGHTS",

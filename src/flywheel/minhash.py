@@ -46,10 +46,10 @@ Errors::
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from flywheel import kernels
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
     DEFAULT_THRESHOLD,
@@ -58,6 +58,7 @@ from flywheel.jaccard import (
     exact_jaccard_pairs,
     verify,
 )
+from flywheel.lazy import lazy_module
 from flywheel.lsh import (
     DEFAULT_LSH_WEIGHTS,
     DEFAULT_MAX_BUCKET,
@@ -94,6 +95,11 @@ from flywheel.signature_store import (
     save_signatures,
 )
 from flywheel.unionfind import clusters
+
+if TYPE_CHECKING:
+    from flywheel import kernels
+else:
+    kernels = lazy_module("flywheel.kernels")  # numba loads when a kernel first runs
 
 __all__ = [
     "DEFAULT_LSH_WEIGHTS",

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import kernels
+from flywheel.lazy import lazy_module
 from flywheel.minhash_params import (
     _U64,
     DEFAULT_PARAMS,
@@ -36,6 +36,11 @@ from flywheel.minhash_params import (
     UInt32Array,
     UInt64Array,
 )
+
+if TYPE_CHECKING:
+    from flywheel import kernels
+else:
+    kernels = lazy_module("flywheel.kernels")  # numba loads when a kernel first runs
 
 __all__ = ["Shingles", "normalize", "shingle_hashes", "shingle_sets"]
 

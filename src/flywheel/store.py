@@ -15,8 +15,10 @@ rewritten at all (``flywheel.ingest_cache``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,8 @@ from flywheel.errors import InputError
 from flywheel.io import ROW_GROUP, parquet_writer, read_parquet, require_output, write_parquet
 
 PARTITION_SUFFIX = ".records.parquet"
+_AHEAD = 2  # partitions being read while one is written
+IDS_KEY = b"flywheel.ids"  # a patch's metadata: the digest of the ids it was written for
 
 
 def partition_name(round_: int, export_id: str) -> str:
@@ -79,18 +83,24 @@ def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Tab
     owner = _owners(layers, wanted)
     used = sorted(set(owner.values()) | {0})
     tables: dict[int, pa.Table] = {}
-    for i in used:
-        take = [c for c in wanted if owner[c] == i]
-        tables[i] = read_layer(layers[i], ["id", *[c for c in take if c != "id"]])
+    tables[0] = read_layer(layers[0], ["id", *[c for c in wanted if owner[c] == 0 and c != "id"]])
     ids = tables[0].column("id")
+    digest = records.strings_digest(ids) if len(used) > 1 else ""
     for i in used[1:]:
+        take = [c for c in wanted if owner[c] == i and c != "id"]
+        meta = pq.read_schema(layers[i]).metadata or {}
+        if meta.get(IDS_KEY) == digest.encode():  # written for these records: no id to compare
+            tables[i] = read_layer(layers[i], take)
+            if tables[i].num_rows == len(ids):
+                continue
+        tables[i] = read_layer(layers[i], ["id", *take])
         other = tables[i].column("id")
         if len(other) != len(ids) or pc.all(pc.equal(other, ids)).as_py() not in (True, None):
             raise InputError(
                 f"{layers[i]} was written for other records than {layers[0]} "
                 f"({len(other):,} rows vs {len(ids):,}); rebuild it with dvc repro."
             )
-    columns_ = {name: tables[owner[name]].column(name) for name in wanted}
+    columns_ = {name: tables[0 if name == "id" else owner[name]].column(name) for name in wanted}
     return pa.table(columns_).cast(records.schema_of(wanted))
 
 
@@ -119,7 +129,9 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
             done += len(mine)
         offset += n
     joined = pa.concat_tables(pieces) if pieces else records.schema_of(own).empty_table()
-    return _assemble(wanted, out, joined.take(pa.array(where)).cast(records.schema_of(own)))
+    if not np.array_equal(where, np.arange(len(rows))):  # rows out of order: put them back
+        joined = joined.take(pa.array(where))
+    return _assemble(wanted, out, joined.cast(records.schema_of(own)))
 
 
 def _assemble(wanted: list[str], *tables: pa.Table | None) -> pa.Table:
@@ -134,7 +146,10 @@ def patch(table: pa.Table, columns: Sequence[str]) -> pa.Table:
 
 
 def write_patch(path: Path, table: pa.Table, columns: Sequence[str]) -> None:
-    write_parquet(path, patch(table, columns))
+    """The patch, with a digest of its ids in the file's metadata: ``load`` then knows which
+    records it was written for without reading and comparing a million ids."""
+    out = patch(table, columns)
+    write_parquet(path, out, metadata={IDS_KEY: records.strings_digest(out["id"]).encode()})
 
 
 def write_records(
@@ -147,27 +162,36 @@ def write_records(
 
     One partition of ``layers[0]`` at a time, each read once for every target: the texts are
     most of the bytes, and holding them all at once, then copying them into one table, cost
-    more than the reading itself at a million records.
+    more than the reading itself at a million records. Two threads read and select the next
+    partitions while this one writes (Arrow releases the GIL), at most ``_AHEAD`` in flight.
     """
     names = list(records.SCHEMA.names)
     owner = _owners(layers, [n for n in names if n not in columns])
     narrow = load(layers, [n for n in owner if owner[n] > 0])
     own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
-    sources = [partitions(layers[0])] if layers[0].is_dir() else [[layers[0]]]
+    files = partitions(layers[0]) if layers[0].is_dir() else [layers[0]]
+    sizes = [pq.read_metadata(f).num_rows for f in files]
+    starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
+
+    def select(i: int) -> dict[Path, pa.Table]:
+        offset, n = starts[i], sizes[i]
+        base = pq.read_table(files[i], columns=own)
+        pieces = {c: base.column(c) for c in own}
+        pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
+        pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
+        table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
+        chosen = {path: mask[offset : offset + n] for path, mask in targets.items()}
+        return {path: table.filter(pa.array(m)) for path, m in chosen.items() if m.any()}
+
     with contextlib.ExitStack() as stack:
         writers = {
             path: stack.enter_context(parquet_writer(path, records.SCHEMA)) for path in targets
         }
-        offset = 0
-        for part in sources[0]:
-            base = pq.read_table(part, columns=own)
-            n = base.num_rows
-            pieces = {**{c: base.column(c) for c in own}}
-            pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
-            pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
-            table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
-            for path, mask in targets.items():
-                chosen = mask[offset : offset + n]
-                if chosen.any():
-                    writers[path].write_table(table.filter(pa.array(chosen)), ROW_GROUP)
-            offset += n
+        pool = stack.enter_context(ThreadPoolExecutor(2))
+        pending: collections.deque[Future[dict[Path, pa.Table]]] = collections.deque()
+        for i in range(len(files) + _AHEAD):
+            if i < len(files):
+                pending.append(pool.submit(select, i))
+            if len(pending) > _AHEAD or (i >= len(files) and pending):
+                for path, table in pending.popleft().result().items():
+                    writers[path].write_table(table, ROW_GROUP)
