@@ -45,3 +45,11 @@ def test_partitions_read_in_canonical_order(tmp_path: Path) -> None:
     write_parquet(folder / store.partition_name(2, "a"), table([record("s/9", round=2)]))
     write_parquet(folder / store.partition_name(1, "b"), table([record("s/5")]))
     assert store.read_layer(folder, ["id"]).column("id").to_pylist() == ["s/5", "s/9"]
+
+
+def test_keep_freed_memory_tunes_glibc_malloc() -> None:
+    import platform
+
+    from flywheel.memory import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

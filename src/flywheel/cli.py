@@ -20,6 +20,7 @@ from flywheel import guidelines as guidelines_mod
 from flywheel import params as params_mod
 from flywheel.errors import FlywheelError
 from flywheel.io import dumps_json
+from flywheel.memory import keep_freed_memory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +40,7 @@ class Group(click.Group):
 def main() -> None:
     """A versioned dataset repository for the data flywheel of a fine-tuned LLM."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    keep_freed_memory()
 
 
 def repo_options(f: F) -> F:

@@ -39,6 +39,7 @@ from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA
 from flywheel.ingest_text import content_hash, normalize
 from flywheel.io import write_json, write_jsonl, write_parquet
+from flywheel.memory import keep_freed_memory
 from flywheel.scrub import scrub, scrub_array
 
 __all__ = [
@@ -350,7 +351,7 @@ def _build_parts(contexts: list[_Ctx], folder: Path, prints: list[str]) -> None:
             _build_part(ctx, folder, fingerprint)
         return
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=keep_freed_memory) as pool:
         list(pool.map(_build_part, contexts, [folder] * len(contexts), prints))
 
 

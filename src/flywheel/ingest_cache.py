@@ -57,8 +57,10 @@ MODULES = (
     "ingest_map",
     "ingest_read",
     "ingest_text",
+    "kernels",
     "records",
     "scrub",
+    "shingles",
     "validate_rows",
 )
 

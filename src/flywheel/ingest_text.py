@@ -2,9 +2,9 @@
 
 ``normalize`` and ``content_hash`` are the definitions (other stages and stored data rely on
 them, byte for byte). ``normalized`` and ``content_hashes`` compute the same over whole columns:
-for a plain-ASCII string NFKC changes nothing and ``casefold`` is ASCII lowercasing, so pyarrow
-lowercases every string at once; where whitespace is more than single spaces between words,
-pyarrow splits and joins plain-ASCII strings, and Python's ``normalize`` takes the rest.
+for a plain-ASCII string NFKC changes nothing and ``casefold`` is ASCII lowercasing, so one
+compiled pass lowercases and collapses whitespace (``flywheel.shingles.normalize``), and
+Python's ``normalize`` takes the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel.ingest_bytes import Bytes, in_range
+from flywheel import shingles
+from flywheel.ingest_bytes import Bytes
 
 
 def normalize(text: str) -> str:
@@ -31,36 +32,14 @@ def content_hash(prompt: str, response: str) -> str:
 
 
 def normalized(texts: pa.Array) -> pa.Array:
-    """``normalize`` of every string of the column; nulls stay null."""
-    view = Bytes(texts)
-    texts, data = view.texts, view.data
-    if len(texts) == 0:
-        return texts
-    plain = np.asarray(pc.equal(pc.utf8_length(texts), pc.binary_length(texts)).fill_null(True))
-    # Where whitespace is anything but single spaces between words it must be collapsed:
-    # bytes 0x09-0x1f hold every other ASCII character str.split() splits on.
-    odd = in_range(data, 0x09, 0x1F)
-    space = data == 0x20
-    odd[1:] |= space[1:] & space[:-1]
-    uneven = view.rows_of(np.flatnonzero(odd))
-    uneven |= (view.first() == 0x20) | (view.last() == 0x20)
-    lowered = pc.ascii_lower(texts)
-    # Plain ASCII without the separators 0x1c-0x1f, which pyarrow does not split on: pyarrow's
-    # ASCII whitespace split and a join do it. The rest: Python's normalize.
-    seps = view.rows_of(np.flatnonzero(in_range(data, 0x1C, 0x1F))) if uneven.any() else uneven
-    python = view.valid & (~plain | (uneven & seps))
-    split = view.valid & plain & uneven & ~seps
-    if split.any():
-        mask = pa.array(split)
-        joined = pc.binary_join(
-            pc.ascii_split_whitespace(pc.ascii_trim_whitespace(lowered.filter(mask))), " "
-        )
-        lowered = pc.replace_with_mask(lowered, mask, joined)
-    if python.any():
-        mask = pa.array(python)
-        values = [normalize(t) for t in texts.filter(mask).to_pylist()]
-        lowered = pc.replace_with_mask(lowered, mask, pa.array(values, pa.string()))
-    return lowered
+    """``normalize`` of every string of the column; nulls stay null.
+
+    The near-duplicate stage's normalizer (``flywheel.shingles.normalize``: one compiled pass
+    over the ASCII rows, Python's ``normalize`` for the rest) computes exactly this; it replaced
+    a chain of pyarrow and numpy passes here that measured 4x slower."""
+    valid = pc.is_valid(texts)
+    out = shingles.normalize(pc.fill_null(texts, "") if texts.null_count else texts)
+    return pc.if_else(valid, out, pa.nulls(len(texts), pa.string())) if texts.null_count else out
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
