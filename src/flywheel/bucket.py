@@ -7,7 +7,6 @@ detector rule in ``params.yaml: bucket.detectors`` whose pattern matches; else `
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,15 +119,12 @@ def run(
     rules = detectors(params, guidelines)
     fields = sorted({r.field for r in rules})
     table = apply(store.load(layers, ["id", "label", *fields]), guidelines, rules)
-    cats = table.column("error_category").to_pylist()
-    srcs = table.column("category_source").to_pylist()
+    cats, srcs = table.column("error_category"), table.column("category_source")
     metrics = {
         "records": table.num_rows,
-        "categories": dict(sorted(Counter(cats).items())),
-        "by_detector": dict(
-            sorted(Counter(c for c, s in zip(cats, srcs, strict=True) if s == "detector").items())
-        ),
-        "uncategorized": cats.count(UNCATEGORIZED),
+        "categories": records.counts(cats),
+        "by_detector": records.counts(cats.filter(pc.equal(srcs, "detector"))),
+        "uncategorized": int(pc.sum(pc.equal(cats, UNCATEGORIZED)).as_py() or 0),
     }
     store.write_patch(outputs.records, table, COLUMNS)
     write_json(outputs.metrics, metrics)

@@ -210,6 +210,8 @@ def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Arr
         sigs.append(column.flatten().to_numpy().reshape(-1, params.num_perm))
     if not ids:
         return pa.array([], pa.string()), np.zeros((0, params.num_perm), dtype=np.uint32)
+    if len(sigs) == 1:
+        return ids[0], sigs[0]  # the memory-mapped segment itself, read-only: no copy
     return pa.concat_arrays(ids), np.concatenate(sigs)
 
 
