@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,14 @@ def test_sampling_is_sticky_when_a_round_adds_records(first: list[int], later: l
         for r in split.apply(table(round1 + round2), G, 7, 0.3, sampling).to_pylist()
     }
     assert {k: after[k] for k in before} == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31), st.lists(st.one_of(st.none(), st.text(max_size=200)), max_size=30))
+def test_unit_hashes_in_bulk_equal_the_per_key_definition(
+    seed: int, keys: list[str | None]
+) -> None:
+    """Bit for bit: a record's split depends on it, so the bulk path may never drift."""
+    got = split.unit_hashes(seed, pa.array(keys, pa.string()))
+    want = [split.unit_hash(seed, "" if k is None else k) for k in keys]
+    assert got.tolist() == want
