@@ -205,3 +205,17 @@ def test_stage_pairs_reach_precision_and_recall_against_exact_jaccard() -> None:
     hits = len(got & truth)
     assert len(truth) > 100
     assert hits / len(got) >= 0.95 and hits / len(truth) >= 0.95
+
+
+def test_a_failed_signature_store_write_fails_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is written on a background thread; its error must still reach the caller."""
+
+    def broken(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(signature_store, "add_segment", broken)
+    rows = [record(f"s/{i}", response=f"{BASE} Ref {i * 7919}.") for i in range(5)]
+    with pytest.raises(OSError, match="disk full"):
+        dedup.apply(table(rows), G, P, tmp_path / "minhash")

@@ -264,6 +264,25 @@ def test_unchanged_exports_keep_their_part_and_the_outputs_equal_a_fresh_build(
     assert not list(folder.glob("r0003-*"))
 
 
+def test_worker_processes_write_the_same_parts_as_one_process(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``PROCESS_BYTES`` exports are mapped in spawned workers; the bytes must not change."""
+    write_export(repo, manifest("td-1"), [row(i) for i in range(6)] + ["{broken"])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(6, 11)])
+    write_export(repo, manifest("td-3", round=3), [row(i) for i in range(11, 14)])
+    run(repo)
+    alone = output_bytes(repo)
+    shutil.rmtree(repo / ingest.Outputs().records)
+    monkeypatch.setattr(ingest, "PROCESS_BYTES", 0)
+    started: list[int] = []
+    real = ingest._workers
+    monkeypatch.setattr(ingest, "_workers", lambda n: started.append(n) or real(n))
+    run(repo)
+    assert started == [3]  # one pool, started before the files were hashed
+    assert output_bytes(repo) == alone
+
+
 def test_exports_sharing_ids_are_settled_together_as_one_ingest(repo: Path) -> None:
     write_export(repo, manifest("td-1"), [row(i) for i in range(4)])
     write_export(repo, manifest("td-2", round=2), [row(i) for i in range(2, 6)])

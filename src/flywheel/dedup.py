@@ -26,9 +26,11 @@ leakage check.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,7 @@ class Signed:
     sigs: npt.NDArray[np.uint32]
     computed: Ints  # key ordinals signed in this run (the others came from the cache)
     texts: pa.Array  # of ``computed``, in that order
+    saving: _Background | None = None  # the store being written; ``wait()`` for it
 
     def shingles_of(self, texts_of: TextsOf, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
         """Shingle sets of any keys, from the texts kept from signing or else read again.
@@ -151,15 +154,39 @@ def sign(
         workers = max(1, min(os.cpu_count() or 1, 4))
         texts = texts_of(computed)
         sigs[computed] = minhash.signatures(texts, mh, workers=workers)
+    save: Callable[[], None] | None = None
     if cache is not None:
         # Keys no longer delivered stay in the store until they are half of it.
         stale = stored - (len(keys) - len(computed))
         many = len(signature_store.segments(cache)) >= signature_store.MAX_SEGMENTS
         if rewrite or many or 2 * stale > stored:
-            signature_store.replace_store(cache, keys, sigs, mh)
+            save = functools.partial(signature_store.replace_store, cache, keys, sigs, mh)
         elif len(computed):
-            signature_store.add_segment(cache, keys.take(pa.array(computed)), sigs[computed], mh)
-    return Signed(sigs, computed, texts)
+            new_keys, new_sigs = keys.take(pa.array(computed)), sigs[computed]
+            save = functools.partial(signature_store.add_segment, cache, new_keys, new_sigs, mh)
+    # The store is written while the stage goes on (half a gigabyte for a full build; the
+    # signatures are only read from here on); ``Signed.saving.wait()`` waits for it.
+    return Signed(sigs, computed, texts, _Background(save) if save else None)
+
+
+class _Background:
+    """``fn`` running on its own thread; ``wait`` joins it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="dedup-save")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised by wait() on the caller's thread
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def near_pairs(
@@ -268,6 +295,7 @@ def apply(
         signed.shingles_of(texts_of, mh),
         None if cache is None else pairs_cache(cache),
     )
+    saving = signed.saving  # not the texts: those go with ``signed``
     del signed
     cluster, attached = cluster_keys(first_round[order], pairs)
     rec_cluster = cluster[rank[key_of]]
@@ -328,6 +356,8 @@ def apply(
         "exact_duplicates": int((dup & exact).sum()),
         "near_duplicates": int((dup & ~exact).sum()),
     }
+    if saving is not None:
+        saving.wait()
     return records.typed(out), pair_ids, counts
 
 

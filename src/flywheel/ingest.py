@@ -22,6 +22,7 @@ on random exports in every format and layout against the row-at-a-time ingest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -335,23 +336,36 @@ def _build_part(ctx: _Ctx, folder: Path, fingerprint: str) -> None:
     ingest_cache.write(folder, _alone(ctx), fingerprint)
 
 
-def _build_parts(contexts: list[_Ctx], folder: Path, prints: list[str]) -> None:
+def _worth_processes(contexts: list[_Ctx]) -> bool:
+    size = sum(ctx.export.file.stat().st_size for ctx in contexts)
+    return min(WORKERS, len(contexts)) >= 2 and size >= PROCESS_BYTES
+
+
+def _workers(count: int) -> ProcessPoolExecutor:
+    """Worker processes, started at once (they import flywheel while the caller goes on)."""
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(min(WORKERS, count), mp_context=spawn, initializer=keep_freed_memory)
+    pool.submit(int)  # the pool starts its processes on the first task
+    return pool
+
+
+def _build_parts(
+    contexts: list[_Ctx], folder: Path, prints: list[str], pool: ProcessPoolExecutor | None
+) -> None:
     """Map and write each export's part, in worker processes when there is enough to do.
 
     Each worker writes its own part, so nothing large travels back. Processes, not threads:
     the per-row Python (scrubbing callbacks, hashing, the row path) holds the GIL, and on two
     cores threads measured 1.35x one core at a million rows where processes measured 1.9x.
     ``spawn`` starts clean interpreters: forking a parent that holds Arrow's thread pools is not
-    safe.
+    safe. ``pool``: workers already started, if the caller expected enough to do.
     """
-    size = sum(ctx.export.file.stat().st_size for ctx in contexts)
-    workers = min(WORKERS, len(contexts))
-    if workers < 2 or size < PROCESS_BYTES:
+    if not _worth_processes(contexts):
         for ctx, fingerprint in zip(contexts, prints, strict=True):
             _build_part(ctx, folder, fingerprint)
         return
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=keep_freed_memory) as pool:
+    with contextlib.ExitStack() as stack:
+        pool = pool or stack.enter_context(_workers(len(contexts)))
         list(pool.map(_build_part, contexts, [folder] * len(contexts), prints))
 
 
@@ -367,17 +381,19 @@ def run(
     ]
     folder = outputs.records
     folder.mkdir(parents=True, exist_ok=True)
-    prints = ingest_cache.fingerprints([c.export for c in contexts], guidelines, params)
     names = [ingest_cache.part_name(c.export) for c in contexts]
-    todo = [
-        i
-        for i, name in enumerate(names)
-        if ingest_cache.stored_fingerprint(folder, name) != prints[i]
-    ]
-    ingest_cache.remove_others(folder, set(names))
-    # The largest first: the workers then finish together.
-    todo.sort(key=lambda i: -contexts[i].export.file.stat().st_size)
-    _build_parts([contexts[i] for i in todo], folder, [prints[i] for i in todo])
+    stored = [ingest_cache.stored_fingerprint(folder, name) for name in names]
+    # Exports without a part will surely be mapped: when they are enough for worker processes,
+    # those start now and import while the files are hashed (half a second each, at 1 GB).
+    surely = [c for c, s in zip(contexts, stored, strict=True) if s is None]
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(_workers(len(surely))) if _worth_processes(surely) else None
+        prints = ingest_cache.fingerprints([c.export for c in contexts], guidelines, params)
+        todo = [i for i in range(len(names)) if stored[i] != prints[i]]
+        ingest_cache.remove_others(folder, set(names))
+        # The largest first: the workers then finish together.
+        todo.sort(key=lambda i: -contexts[i].export.file.stat().st_size)
+        _build_parts([contexts[i] for i in todo], folder, [prints[i] for i in todo], pool)
     ids = [ingest_cache.read_ids(folder, name) for name in names]
     every = pa.chunked_array(ids, pa.string())
     if len(every) and pc.count_distinct(every).as_py() < len(every):
