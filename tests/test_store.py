@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pyarrow as pa
@@ -53,3 +55,21 @@ def test_keep_freed_memory_tunes_glibc_malloc() -> None:
     from flywheel.memory import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_outputs_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    """Atomic writes go through mkstemp, whose files are private; outputs must not be."""
+    from flywheel import io
+
+    old = os.umask(0o022)
+    try:
+        io.new_file_mode.cache_clear()
+        io.write_json(tmp_path / "shared.json", {"a": 1})
+        assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644
+        os.umask(0o077)
+        io.new_file_mode.cache_clear()
+        io.write_json(tmp_path / "private.json", {"a": 1})
+        assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+        io.new_file_mode.cache_clear()

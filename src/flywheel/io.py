@@ -9,6 +9,7 @@ that depend on the writer's run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -25,12 +26,24 @@ import yaml
 from flywheel.errors import ConfigError, InputError
 
 
+@functools.cache
+def new_file_mode() -> int:
+    """The mode a new file gets here (0666 less the umask). The umask is read once: reading it
+    means setting it, which must not happen while threads may be creating files."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on success fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); outputs get the mode any new file would get,
+        # so a team sharing the repository (or DVC's cache) can read them.
+        os.fchmod(fd, new_file_mode())
         f: IO[Any] = (
             os.fdopen(fd, mode)
             if "b" in mode

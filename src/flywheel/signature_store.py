@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel.errors import ConfigError, InputError
-from flywheel.io import atomic_open
+from flywheel.io import atomic_open, new_file_mode
 from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
 
 __all__ = ["SignatureFileError", "SignatureParamsError", "load_signatures", "save_signatures"]
@@ -88,6 +88,7 @@ def save_signatures(
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, new_file_mode())  # as any new file, not mkstemp's private 0600
         with os.fdopen(fd, "wb") as handle:
             # Signatures are random 32-bit values: compression and dictionaries gain nothing
             # and cost seconds at a million records.
