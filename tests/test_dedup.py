@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,31 @@ def test_a_failed_signature_store_write_fails_the_stage(
     rows = [record(f"s/{i}", response=f"{BASE} Ref {i * 7919}.") for i in range(5)]
     with pytest.raises(OSError, match="disk full"):
         dedup.apply(table(rows), G, P, tmp_path / "minhash")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(300, 400), min_size=3, max_size=4))
+def test_one_lsh_pass_gives_the_candidates_of_the_round_by_round_search(
+    seed: int, round_sizes: list[int]
+) -> None:
+    """With buckets above ``DEFAULT_MAX_BUCKET`` (many copies of two texts, and keys sharing
+    only some bands with a third), across rounds: the same candidates either way."""
+    from flywheel import dedup_pairs, lsh
+
+    rng = np.random.default_rng(seed)
+    n = sum(round_sizes)
+    sigs = rng.integers(0, 2**32, size=(n, 128), dtype=np.uint64).astype(np.uint32)
+    templates = rng.integers(0, 2**32, size=(3, 128), dtype=np.uint64).astype(np.uint32)
+    spots = rng.permutation(n)  # 300 copies of each of two texts, 300 sharing 4 bands, in any round
+    for t in (0, 1):
+        sigs[spots[300 * t : 300 * (t + 1)]] = templates[t]
+    sigs[spots[600:900], :32] = templates[2, :32]
+    bounds = np.concatenate(([0], np.cumsum(round_sizes))).tolist()
+    bands, rows = lsh.lsh_params(0.8, 128)
+    assert len(lsh.small_bucket_pairs(sigs, bands, rows)[1]) >= 900  # buckets above the cap
+    one_pass = dedup_pairs._rounds_pairs(sigs, bounds, bands, rows)
+    by_round = np.concatenate(
+        [dedup_pairs._round_pairs(sigs, a, b, bands, rows) for a, b in itertools.pairwise(bounds)]
+    )
+    expected = lsh._unique_pairs(by_round[:, 0], by_round[:, 1], n)
+    assert np.array_equal(one_pass, expected)

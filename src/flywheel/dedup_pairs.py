@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel import minhash, records
+from flywheel import lsh, minhash, records
 from flywheel.io import write_parquet
 from flywheel.jaccard import DEFAULT_MARGIN_SD, _agreements, _exact, _verified
 
@@ -75,6 +75,26 @@ def _round_pairs(sigs: Sigs, start: int, stop: int, bands: int, rows: int) -> In
     return np.concatenate((inner, cross))
 
 
+def _rounds_pairs(sigs: Sigs, bounds: list[int], bands: int, rows: int) -> Ints:
+    """``_round_pairs`` of every round, with one LSH pass over all keys instead of one per round.
+
+    A bucket of at most ``DEFAULT_MAX_BUCKET`` keys yields all its pairs however the rounds
+    split it (each pair within a round, or across two), so one pass gives those. A larger
+    bucket yields pairs that depend on which keys share it in each round's call, so its keys
+    alone go through the rounds again: every call then sees each such bucket whole, in the same
+    order, and gives the same pairs (tests/test_dedup.py holds the two ways equal).
+    """
+    small, big = lsh.small_bucket_pairs(sigs, bands, rows)
+    sub_bounds = np.searchsorted(big, bounds).tolist()
+    parts = [
+        big[_round_pairs(sigs[big], start, stop, bands, rows)]
+        for start, stop in itertools.pairwise(sub_bounds)
+        if stop > start
+    ]
+    found = np.concatenate([small, *parts]) if parts else small
+    return lsh._unique_pairs(found[:, 0], found[:, 1], max(len(sigs), 1)) if len(found) else found
+
+
 def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
     return {"minhash": mh.to_dict(), "threshold": threshold, "margin_sd": DEFAULT_MARGIN_SD}
 
@@ -121,11 +141,14 @@ def find(
     bounds = [0, *change.tolist(), n] if n else [0]
     settings = _settings(mh, threshold)
     done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, _NONE)
-    candidates = [
-        _round_pairs(sigs, start, stop, bands, rows)
-        for start, stop in itertools.pairwise(bounds)
-        if start >= done and stop > start
-    ]
+    if done == 0 and len(bounds) > 2:  # every round to match: one pass (``_rounds_pairs``)
+        candidates = [_rounds_pairs(sigs, bounds, bands, rows)]
+    else:
+        candidates = [
+            _round_pairs(sigs, start, stop, bands, rows)
+            for start, stop in itertools.pairwise(bounds)
+            if start >= done and stop > start
+        ]
     fresh = np.concatenate(candidates) if candidates else _NONE
     found = np.concatenate((pairs, verify(sigs, fresh, threshold, mh, shingles_of)))
     out = found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found

@@ -229,6 +229,30 @@ def candidate_pairs(
     return _unique_pairs(lo[keep], hi[keep], n)
 
 
+def small_bucket_pairs(
+    signatures: npt.ArrayLike, bands: int, rows: int, *, max_bucket: int = DEFAULT_MAX_BUCKET
+) -> tuple[Int64Array, Int64Array]:
+    """``candidate_pairs`` split by bucket size: every pair of the buckets of at most
+    ``max_bucket`` records, and the records of the larger buckets (sorted, distinct), whose
+    pairs depend on which records share the bucket (see ``candidate_pairs``)."""
+    sigs = _check_signatures(signatures)
+    _check_bands(sigs.shape[1], bands, rows, max_bucket)
+    n = sigs.shape[0]
+    order, starts, sizes = _buckets(*_band_keys(sigs, bands, rows), bands, max_bucket)
+    small = sizes <= max_bucket
+    group, position = _expand(starts[~small], sizes[~small])
+    big_records = np.unique(order[position] // bands)
+    starts, sizes = starts[small], sizes[small]
+    group, position = _expand(starts, sizes)
+    count = starts[group] + sizes[group] - position - 1
+    source, partner = _expand(position + 1, count)
+    first = order[position[source]] // bands
+    second = order[partner] // bands
+    lo, hi = np.minimum(first, second), np.maximum(first, second)
+    keep = lo != hi
+    return _unique_pairs(lo[keep], hi[keep], n), big_records.astype(np.int64)
+
+
 def near_duplicates(
     signatures: npt.ArrayLike,
     threshold: float = DEFAULT_THRESHOLD,
