@@ -890,3 +890,15 @@ def test_shipped_sample_equals_the_row_at_a_time_ingest(repo: Path) -> None:
     assert got.records.to_pylist() == want_records
     assert got.rows.to_pylist() == want_rows
     assert got.quarantine == want_quarantine
+
+
+def test_dvc_reruns_ingest_for_every_module_its_fingerprint_covers() -> None:
+    """An export's part is reused while its fingerprint holds, and the fingerprint hashes the
+    code of ``ingest_cache.MODULES``; dvc must rerun the stage when any of them changes too."""
+    import yaml
+
+    from flywheel import ingest_cache
+
+    stage = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["ingest"]
+    missing = [m for m in ingest_cache.MODULES if f"src/flywheel/{m}.py" not in stage["deps"]]
+    assert missing == []
