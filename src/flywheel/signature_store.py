@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel.errors import ConfigError, InputError
-from flywheel.io import atomic_open, new_file_mode
+from flywheel.io import atomic_open
 from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
 
 __all__ = ["SignatureFileError", "SignatureParamsError", "load_signatures", "save_signatures"]
@@ -49,6 +48,17 @@ class SignatureFileError(InputError, ValueError):
 
 
 _PARAMS_KEY = b"flywheel.minhash.params"
+
+
+def _table(ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> pa.Table:
+    """Ids and signatures as stored, with ``params`` in the schema metadata."""
+    values = pa.array(np.ascontiguousarray(sigs).reshape(-1), type=pa.uint32())
+    column = pa.FixedSizeListArray.from_arrays(values, params.num_perm)
+    schema = pa.schema(
+        [("id", pa.string()), ("signature", column.type)],
+        metadata={_PARAMS_KEY: json.dumps(params.to_dict(), sort_keys=True).encode()},
+    )
+    return pa.Table.from_arrays([ids.cast(pa.string()), column], schema=schema)
 
 
 def save_signatures(
@@ -78,29 +88,14 @@ def save_signatures(
         raise ValueError(
             f"Ids contain {id_array.null_count} missing values; give every record an id."
         )
-    values = pa.array(np.ascontiguousarray(sigs).reshape(-1), type=pa.uint32())
-    column = pa.FixedSizeListArray.from_arrays(values, params.num_perm)
-    schema = pa.schema(
-        [("id", pa.string()), ("signature", column.type)],
-        metadata={_PARAMS_KEY: json.dumps(params.to_dict(), sort_keys=True).encode()},
-    )
-    table = pa.Table.from_arrays([id_array.cast(pa.string()), column], schema=schema)
+    table = _table(id_array, sigs, params)
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, new_file_mode())  # as any new file, not mkstemp's private 0600
-        with os.fdopen(fd, "wb") as handle:
-            # Signatures are random 32-bit values: compression and dictionaries gain nothing
-            # and cost seconds at a million records.
-            pq.write_table(
-                table, handle, compression="none", use_dictionary=["id"], write_statistics=False
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(target, "wb") as handle:
+        # Signatures are random 32-bit values: compression and dictionaries gain nothing
+        # and cost seconds at a million records.
+        pq.write_table(
+            table, handle, compression="none", use_dictionary=["id"], write_statistics=False
+        )
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
         dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -130,37 +125,9 @@ def load_signatures(
             f"{path} is not a readable Parquet file ({err}); delete it and recompute the "
             "signatures."
         ) from err
-    raw = (schema.metadata or {}).get(_PARAMS_KEY)
-    if raw is None or schema.names != ["id", "signature"]:
-        raise SignatureFileError(
-            f"{path} is not a signature file written by save_signatures (it has columns "
-            f"{schema.names} and {'no' if raw is None else 'its'} MinHash parameters); point "
-            "to the right file or delete it and recompute the signatures."
-        )
-    try:
-        stored = MinHashParams.from_dict(json.loads(raw))
-    except (ValueError, TypeError) as err:
-        raise SignatureFileError(f"{path} has unreadable MinHash parameters: {err}") from err
-    if stored != params:
-        theirs, ours = stored.to_dict(), params.to_dict()
-        diff = [key for key in ours if theirs[key] != ours[key]]
-        raise SignatureParamsError(
-            f"The signatures in {path} were computed with "
-            f"{', '.join(f'{key}={theirs[key]!r}' for key in diff)}, but this run asks for "
-            f"{', '.join(f'{key}={ours[key]!r}' for key in diff)}, and signatures are only "
-            "comparable when seed, num_perm, shingle, k and scheme all match. Set the "
-            "parameters back to the stored values, or delete the file so that the signatures "
-            "of all records are recomputed with the new ones."
-        )
+    _check_params(Path(path), schema, params)
     table = pq.read_table(path)
-    column = table.column("signature").combine_chunks()
-    if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
-        raise SignatureFileError(
-            f"{path} has a signature column of type {column.type} with {column.null_count} "
-            f"missing values, not fixed_size_list<uint32>[{params.num_perm}] without nulls; "
-            "delete it and recompute the signatures."
-        )
-    sigs = column.flatten().to_numpy().reshape(-1, params.num_perm).copy()
+    sigs = _signature_matrix(Path(path), table, params).copy()
     return table.column("id").to_pylist(), sigs
 
 
@@ -169,16 +136,6 @@ def load_signatures(
 SEGMENT_SUFFIX = ".arrow"
 #: More segments than this are merged into one on the next write.
 MAX_SEGMENTS = 16
-
-
-def _table(ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> pa.Table:
-    values = pa.array(np.ascontiguousarray(sigs).reshape(-1), type=pa.uint32())
-    column = pa.FixedSizeListArray.from_arrays(values, params.num_perm)
-    schema = pa.schema(
-        [("id", pa.string()), ("signature", column.type)],
-        metadata={_PARAMS_KEY: json.dumps(params.to_dict(), sort_keys=True).encode()},
-    )
-    return pa.Table.from_arrays([ids.cast(pa.string()), column], schema=schema)
 
 
 def segments(folder: Path) -> list[Path]:
@@ -204,11 +161,8 @@ def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Arr
         except (pa.ArrowInvalid, OSError) as err:
             raise SignatureFileError(f"{path} is not a readable signature segment ({err})") from err
         _check_params(path, table.schema, params)
-        column = table.column("signature").combine_chunks()
-        if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
-            raise SignatureFileError(f"{path} has a signature column of type {column.type}")
         ids.append(table.column("id").combine_chunks())
-        sigs.append(column.flatten().to_numpy().reshape(-1, params.num_perm))
+        sigs.append(_signature_matrix(path, table, params))
     if not ids:
         return pa.array([], pa.string()), np.zeros((0, params.num_perm), dtype=np.uint32)
     if len(sigs) == 1:
@@ -217,15 +171,42 @@ def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Arr
 
 
 def _check_params(path: Path, schema: pa.Schema, params: MinHashParams) -> None:
+    """Refuse a file that is not a signature file, or was made with other parameters."""
     raw = (schema.metadata or {}).get(_PARAMS_KEY)
     if raw is None or schema.names != ["id", "signature"]:
-        raise SignatureFileError(f"{path} is not a signature segment (columns {schema.names})")
+        raise SignatureFileError(
+            f"{path} is not a signature file written by flywheel.signature_store (it has "
+            f"columns {schema.names} and {'no' if raw is None else 'its'} MinHash parameters); "
+            "point to the right file or delete it and recompute the signatures."
+        )
     try:
         stored = MinHashParams.from_dict(json.loads(raw))
     except (ValueError, TypeError) as err:
         raise SignatureFileError(f"{path} has unreadable MinHash parameters: {err}") from err
     if stored != params:
-        raise SignatureParamsError(f"{path} was computed with {stored.to_dict()}")
+        theirs, ours = stored.to_dict(), params.to_dict()
+        diff = [key for key in ours if theirs[key] != ours[key]]
+        raise SignatureParamsError(
+            f"The signatures in {path} were computed with "
+            f"{', '.join(f'{key}={theirs[key]!r}' for key in diff)}, but this run asks for "
+            f"{', '.join(f'{key}={ours[key]!r}' for key in diff)}, and signatures are only "
+            "comparable when seed, num_perm, shingle, k and scheme all match. Set the "
+            "parameters back to the stored values, or delete the file so that the signatures "
+            "of all records are recomputed with the new ones."
+        )
+
+
+def _signature_matrix(path: Path, table: pa.Table, params: MinHashParams) -> UInt32Array:
+    """The ``signature`` column as ``(n, num_perm)`` uint32 (a view of the table's buffer)."""
+    column = table.column("signature").combine_chunks()
+    if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
+        raise SignatureFileError(
+            f"{path} has a signature column of type {column.type} with {column.null_count} "
+            f"missing values, not fixed_size_list<uint32>[{params.num_perm}] without nulls; "
+            "delete it and recompute the signatures."
+        )
+    matrix: UInt32Array = column.flatten().to_numpy().reshape(-1, params.num_perm)
+    return matrix
 
 
 def add_segment(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> None:
@@ -240,8 +221,7 @@ def replace_store(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHas
     """The store holds exactly ``ids`` and their signatures afterwards: one new segment is
     written, then the old ones removed (an interruption leaves both, still a valid store)."""
     old = segments(folder)
-    number = int(old[-1].stem) + 1 if old else 0
-    _write_segment(folder / f"{number:06d}{SEGMENT_SUFFIX}", _table(ids, sigs, params))
+    add_segment(folder, ids, sigs, params)
     for path in old:
         path.unlink()
 
