@@ -217,8 +217,20 @@ def candidate_pairs(
     """
     sigs = _check_signatures(signatures)
     _check_bands(sigs.shape[1], bands, rows, max_bucket)
-    n = sigs.shape[0]
     order, starts, sizes = _buckets(*_band_keys(sigs, bands, rows), bands, max_bucket)
+    return _bucket_pairs(order, starts, sizes, bands, max_bucket, sigs.shape[0])
+
+
+def _bucket_pairs(
+    order: Int64Array,
+    starts: Int64Array,
+    sizes: Int64Array,
+    bands: int,
+    max_bucket: int,
+    n: int,
+) -> Int64Array:
+    """The pairs of the buckets ``starts``/``sizes`` of ``order`` (from ``_buckets``): each
+    record with the next ``max_bucket - 1`` of its bucket, so all of a bucket up to that size."""
     group, position = _expand(starts, sizes)
     count = np.minimum(starts[group] + sizes[group] - position - 1, max_bucket - 1)
     source, partner = _expand(position + 1, count)
@@ -237,20 +249,12 @@ def small_bucket_pairs(
     pairs depend on which records share the bucket (see ``candidate_pairs``)."""
     sigs = _check_signatures(signatures)
     _check_bands(sigs.shape[1], bands, rows, max_bucket)
-    n = sigs.shape[0]
     order, starts, sizes = _buckets(*_band_keys(sigs, bands, rows), bands, max_bucket)
     small = sizes <= max_bucket
-    group, position = _expand(starts[~small], sizes[~small])
-    big_records = np.unique(order[position] // bands)
-    starts, sizes = starts[small], sizes[small]
-    group, position = _expand(starts, sizes)
-    count = starts[group] + sizes[group] - position - 1
-    source, partner = _expand(position + 1, count)
-    first = order[position[source]] // bands
-    second = order[partner] // bands
-    lo, hi = np.minimum(first, second), np.maximum(first, second)
-    keep = lo != hi
-    return _unique_pairs(lo[keep], hi[keep], n), big_records.astype(np.int64)
+    _, position = _expand(starts[~small], sizes[~small])
+    big_records = np.unique(order[position] // bands).astype(np.int64)
+    pairs = _bucket_pairs(order, starts[small], sizes[small], bands, max_bucket, sigs.shape[0])
+    return pairs, big_records
 
 
 def near_duplicates(
