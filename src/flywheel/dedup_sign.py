@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flywheel import dedup_pairs, minhash, signature_store
+from flywheel.minhash_params import THREADS
 
 log = logging.getLogger("flywheel.dedup")
 Ints = npt.NDArray[np.int64]
@@ -93,9 +93,8 @@ def sign(
     if len(computed):
         # Threads share the batches; the signatures do not depend on how many
         # (tests/test_minhash.py). The texts are kept for the exact check near the threshold.
-        workers = max(1, min(os.cpu_count() or 1, 4))
         texts = texts_of(computed)
-        sigs[computed] = minhash.signatures(texts, mh, workers=workers)
+        sigs[computed] = minhash.signatures(texts, mh, workers=THREADS)
     save: Callable[[], None] | None = None
     if cache is not None:
         # Keys no longer delivered stay in the store until they are half of it.

@@ -17,7 +17,6 @@ not Python loops per record: the interpreter is entered once per batch.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -25,6 +24,8 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 import numpy.typing as npt
+
+from flywheel.minhash_params import THREADS
 
 F = TypeVar("F", bound=Callable[..., Any])
 UInt32Array = npt.NDArray[np.uint32]
@@ -38,7 +39,6 @@ def _compiled(fn: F) -> F:
 
 #: Pairs per thread below which ``over_pairs`` stays on one thread.
 _PAIRS_PER_THREAD = 1 << 16
-THREADS = max(1, min(os.cpu_count() or 1, 4))
 
 
 def over_pairs(

@@ -11,6 +11,7 @@ names.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeAlias
@@ -91,6 +92,9 @@ class MinHashParams:
 DEFAULT_PARAMS = MinHashParams()
 
 _PAIR_BLOCK = 32_768
+#: Threads for batch work whose compiled loops release the GIL (signing, pair kernels): one per
+#: core, at most four.
+THREADS = max(1, min(os.cpu_count() or 1, 4))
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
