@@ -9,6 +9,9 @@ exact and anything non-ASCII is left to the caller to treat conservatively.
 
 from __future__ import annotations
 
+import hashlib
+from itertools import pairwise
+
 import numpy as np
 import pyarrow as pa
 
@@ -43,6 +46,16 @@ class Bytes:
         self.starts, self.ends = self.offsets[:-1], self.offsets[1:]
         self.length = self.ends - self.starts
         self.valid = np.asarray(texts.is_valid(), dtype=bool)
+
+    def blake2b(self, digest_size: int) -> bytes:
+        """Each row's BLAKE2b digest of its bytes, concatenated (``digest_size`` bytes a row):
+        one hashlib call per row on slices of the column's buffer, no Python string."""
+        data = memoryview(self.data.data) if len(self.data) else memoryview(b"")
+        bounds = self.offsets.tolist()
+        blake2b = hashlib.blake2b
+        return b"".join(
+            [blake2b(data[a:b], digest_size=digest_size).digest() for a, b in pairwise(bounds)]
+        )
 
     def first(self) -> np.ndarray:
         """Each row's first byte (-1 when empty)."""

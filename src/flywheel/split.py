@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import pyarrow.compute as pc
 from flywheel import records, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
+from flywheel.ingest_bytes import Bytes
 from flywheel.io import read_parquet, write_json
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
@@ -62,14 +62,7 @@ def unit_hashes(
 def _unit_hashes(seed: int, keys: pa.Array) -> Floats:
     """``unit_hash`` of each key: the messages built and the digests read in bulk, only the
     hashing itself per key (the per-key Python of ``unit_hash`` cost 4x as much)."""
-    messages = pc.binary_join_element_wise(str(seed), keys, "\x1f").cast(pa.large_binary())
-    _, offsets_buf, data_buf = messages.buffers()
-    bounds = np.frombuffer(offsets_buf, np.int64)[
-        messages.offset : messages.offset + len(messages) + 1
-    ].tolist()
-    data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(data[a:b], digest_size=8).digest() for a, b in pairwise(bounds)])
+    digests = Bytes(pc.binary_join_element_wise(str(seed), keys, "\x1f")).blake2b(8)
     # int.from_bytes(digest, "big") / 2**64: both divisions round the same 64-bit integer once.
     return np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
 
