@@ -116,22 +116,28 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
     if not layers[0].is_dir() or not own:
         whole = load(layers, own).take(pa.array(rows)) if own else None
         return _assemble(wanted, out, whole)
-    pieces, offset = [], 0
+    pieces = []
     where = np.empty(len(rows), dtype=np.int64)  # each wanted row's place among the pieces
     done = 0
-    for part in partitions(layers[0]):
-        n = pq.read_metadata(part).num_rows
+    files = partitions(layers[0])
+    for part, (offset, n) in zip(files, _spans(files), strict=True):
         mine = np.flatnonzero((rows >= offset) & (rows < offset + n))
         if len(mine):
             table = pq.read_table(part, columns=own)
             pieces.append(table.take(pa.array(rows[mine] - offset)))
             where[mine] = done + np.arange(len(mine))
             done += len(mine)
-        offset += n
     joined = pa.concat_tables(pieces) if pieces else records.schema_of(own).empty_table()
     if not np.array_equal(where, np.arange(len(rows))):  # rows out of order: put them back
         joined = joined.take(pa.array(where))
     return _assemble(wanted, out, joined.cast(records.schema_of(own)))
+
+
+def _spans(files: Sequence[Path]) -> list[tuple[int, int]]:
+    """Each Parquet file's first row among all of them, and its row count (from the footers)."""
+    sizes = [pq.read_metadata(f).num_rows for f in files]
+    starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))[:-1].tolist()
+    return list(zip(starts, sizes, strict=True))
 
 
 def _assemble(wanted: list[str], *tables: pa.Table | None) -> pa.Table:
@@ -170,11 +176,10 @@ def write_records(
     narrow = load(layers, [n for n in owner if owner[n] > 0])
     own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
     files = partitions(layers[0]) if layers[0].is_dir() else [layers[0]]
-    sizes = [pq.read_metadata(f).num_rows for f in files]
-    starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
+    spans = _spans(files)
 
     def select(i: int) -> dict[Path, pa.Table]:
-        offset, n = starts[i], sizes[i]
+        offset, n = spans[i]
         base = pq.read_table(files[i], columns=own)
         pieces = {c: base.column(c) for c in own}
         pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
