@@ -249,7 +249,7 @@ def apply(
         "near_duplicates": int((dup & ~exact).sum()),
     }
     if saving is not None:
-        saving.wait()
+        saving.result()
     return records.typed(out), pair_ids, counts
 
 

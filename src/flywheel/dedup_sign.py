@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ class Signed:
     sigs: npt.NDArray[np.uint32]
     computed: Ints  # key ordinals signed in this run (the others came from the cache)
     texts: pa.Array  # of ``computed``, in that order
-    saving: _Background | None = None  # the store being written; ``wait()`` for it
+    saving: Future[None] | None = None  # the store being written; ``result()`` waits for it
 
     def shingles_of(self, texts_of: TextsOf, mh: minhash.MinHashParams) -> dedup_pairs.ShinglesOf:
         """Shingle sets of any keys, from the texts kept from signing or else read again.
@@ -106,25 +106,14 @@ def sign(
             new_keys, new_sigs = keys.take(pa.array(computed)), sigs[computed]
             save = functools.partial(signature_store.add_segment, cache, new_keys, new_sigs, mh)
     # The store is written while the stage goes on (half a gigabyte for a full build; the
-    # signatures are only read from here on); ``Signed.saving.wait()`` waits for it.
-    return Signed(sigs, computed, texts, _Background(save) if save else None)
+    # signatures are only read from here on); ``Signed.saving.result()`` waits for it and
+    # raises what the write raised.
+    return Signed(sigs, computed, texts, _in_background(save) if save else None)
 
 
-class _Background:
-    """``fn`` running on its own thread; ``wait`` joins it and raises what it raised."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="dedup-save")
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except BaseException as exc:  # re-raised by wait() on the caller's thread
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+def _in_background(fn: Callable[[], None]) -> Future[None]:
+    """``fn`` on a thread of its own; the future's ``result()`` waits and raises what it raised."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="dedup-save")
+    future = pool.submit(fn)
+    pool.shutdown(wait=False)  # the thread finishes its one task, then exits
+    return future
