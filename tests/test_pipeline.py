@@ -71,7 +71,7 @@ def test_sample_round_balances_validates_and_is_deterministic(sample: Path) -> N
 def test_every_split_record_carries_its_provenance(sample: Path) -> None:
     pipeline.run_all()
     for name in ("train", "eval"):
-        for rec in pq.read_table(sample / f"data/splits/{name}.parquet").to_pylist():
+        for rec in pq.read_table(sample / f"data/splits/{name}").to_pylist():
             assert rec["split"] == name and rec["fate"] == name
             assert rec["source"] and rec["reason"] and rec["export_id"] and rec["round"] >= 1
             assert rec["error_category"] != "uncategorized" and rec["label"] is not None

@@ -106,8 +106,8 @@ def test_ledger_balances_for_random_exports(r1: list[Any], r2: list[Any], lg: li
         bad = sum(1 for x in r1 + r2 if x[4] is not None)
         assert Counter(r["fate"] for r in ledger)["quarantined"] == bad
         final = pq.read_table(root / "data/interim/split.parquet").to_pylist()
-        train = pq.read_table(root / "data/splits/train.parquet").num_rows
-        evals = pq.read_table(root / "data/splits/eval.parquet").num_rows
+        train = pq.read_table(root / "data/splits/train").num_rows
+        evals = pq.read_table(root / "data/splits/eval").num_rows
         assert train + evals == sum(1 for r in final if r["split"])
 
 

@@ -6,6 +6,8 @@ detector rule in ``params.yaml: bucket.detectors`` whose pattern matches; else `
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records, store
+from flywheel import parts, records, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.io import write_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,12 @@ def _search(rule: Detector, texts: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/bucket.parquet")
+    records: Path = Path("data/interim/bucket")  # one patch file per partition (flywheel.parts)
     metrics: Path = Path("metrics/bucket.json")
 
 
 COLUMNS = ("error_category", "category_source")
+CODE = ("bucket", "records")  # the modules whose code decides a partition's categories
 
 
 def run(
@@ -116,16 +121,34 @@ def run(
     params: dict[str, Any],
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
+    """Categorize each partition whose inputs changed: its records, its labels (the key of its
+    label file), ``params`` or the guidelines (``flywheel.parts``)."""
     rules = detectors(params, guidelines)
     fields = sorted({r.field for r in rules})
-    table = apply(store.load(layers, ["id", "label", *fields]), guidelines, rules)
-    cats, srcs = table.column("error_category"), table.column("category_source")
+    files = store.partitions(layers[0])
+    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
+    keys = [parts.key(common, parts.identity(f), parts.upstream(layers, f)) for f in files]
+
+    def compute(i: int) -> tuple[pa.Table, parts.Counts]:
+        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
+        table = apply(store.load(one, ["id", "label", *fields]), guidelines, rules)
+        cats, srcs = table.column("error_category"), table.column("category_source")
+        counts = {
+            "records": table.num_rows,
+            "categories": records.counts(cats),
+            "by_detector": records.counts(cats.filter(pc.equal(srcs, "detector"))),
+            "uncategorized": int(pc.sum(pc.equal(cats, UNCATEGORIZED)).as_py() or 0),
+        }
+        return table, counts
+
+    counts, computed = parts.refresh(outputs.records, files, keys, COLUMNS, compute)
+    log.info("bucket: %d of %d partitions categorized", computed, len(files))
+    total = parts.add(counts)
     metrics = {
-        "records": table.num_rows,
-        "categories": records.counts(cats),
-        "by_detector": records.counts(cats.filter(pc.equal(srcs, "detector"))),
-        "uncategorized": int(pc.sum(pc.equal(cats, UNCATEGORIZED)).as_py() or 0),
+        "records": total.get("records", 0),
+        "categories": total.get("categories", {}),
+        "by_detector": total.get("by_detector", {}),
+        "uncategorized": total.get("uncategorized", 0),
     }
-    store.write_patch(outputs.records, table, COLUMNS)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -22,7 +22,6 @@ so that the next build settles them together again.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,13 +33,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel import exports, records
+from flywheel import exports, parts, records
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA, THREADS
 from flywheel.io import sha256_file, write_jsonl, write_parquet
-from flywheel.store import PARTITION_SUFFIX, partition_name
+from flywheel.store import FINGERPRINT_KEY, PARTITION_SUFFIX, partition_name
 
-FINGERPRINT_KEY = b"flywheel.ingest.fingerprint"
 ROWS_SUFFIX = ".rows.parquet"
 QUARANTINE_SUFFIX = ".quarantine.jsonl"
 # The modules whose code decides what an export becomes: a change to any refreshes every export.
@@ -83,21 +81,12 @@ def part_name(export: exports.Export) -> str:
     return partition_name(int(export.manifest["round"]), export.export_id)
 
 
-def code_hash() -> str:
-    h = hashlib.sha256()
-    for name in MODULES:
-        spec = importlib.util.find_spec(f"flywheel.{name}")
-        origin = spec.origin if spec is not None else None
-        h.update(name.encode() + b"\0" + (Path(origin).read_bytes() if origin else b""))
-    return h.hexdigest()
-
-
 def fingerprints(
     found: Sequence[exports.Export], guidelines: Guidelines, params: dict[str, Any]
 ) -> list[str]:
     """The fingerprint of each export (its file hashed in threads: hashlib releases the GIL)."""
     common = {
-        "code": code_hash(),
+        "code": parts.code_hash(MODULES),
         "params": {k: v for k, v in params.items() if k != "raw_dir"},
         "labels": list(guidelines.label_names),
         "guidelines_version": guidelines.version,

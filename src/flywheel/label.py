@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +23,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from flywheel import records, reviews, store
+from flywheel import parts, records, reviews, store
 from flywheel.guidelines import Guidelines, version_key
 from flywheel.io import write_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,11 +142,12 @@ def apply(
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/label.parquet")
+    records: Path = Path("data/interim/label")  # one patch file per partition (flywheel.parts)
     metrics: Path = Path("metrics/label.json")
 
 
 COLUMNS = ("label", "label_status", "label_guideline_version", "reviewed", "review")
+CODE = ("label", "reviews", "records")  # the modules whose code decides a partition's labels
 
 
 def run(
@@ -151,25 +157,58 @@ def run(
     params: dict[str, Any],
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    table = store.load(layers, ["id", "annotations"])
+    """Label each partition whose inputs changed: its records, the review decisions naming
+    them, ``params`` or the guidelines (``flywheel.parts``)."""
     decisions = reviews.load(reviews_dir, guidelines)
-    labeled = apply(
-        table, decisions, guidelines, int(params["min_annotators"]), float(params["agree_share"])
-    )
+    files = store.partitions(layers[0])
+    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
     asked = pa.array(list(decisions), pa.string())
-    found = pc.is_in(asked, value_set=table.column("id")).to_pylist() if decisions else []
+    found = np.zeros(len(asked), dtype=bool)
+    keys = []
+    mine: list[dict[str, reviews.Decision]] = []
+    for path in files:
+        ids = _ids(path)
+        hit = np.asarray(pc.is_in(asked, value_set=ids).to_numpy(zero_copy_only=False), dtype=bool)
+        found |= hit
+        own = {str(i): decisions[str(i)] for i in asked.filter(pa.array(hit)).to_pylist()}
+        mine.append(own)
+        review_key = [dataclasses.asdict(d) for _, d in sorted(own.items())]
+        keys.append(parts.key(common, parts.identity(path), review_key))
+
+    def compute(i: int) -> tuple[pa.Table, parts.Counts]:
+        table = pq.read_table(files[i], columns=["id", "annotations"])
+        labeled = apply(
+            table,
+            mine[i],
+            guidelines,
+            int(params["min_annotators"]),
+            float(params["agree_share"]),
+        )
+        counts = {
+            "records": labeled.num_rows,
+            "status": records.counts(labeled.column("label_status")),
+            "labels": records.counts(labeled.column("label")),
+        }
+        return labeled, counts
+
+    counts, computed = parts.refresh(outputs.records, files, keys, COLUMNS, compute)
+    log.info("label: %d of %d partitions labelled", computed, len(files))
+    total = parts.add(counts)
     unknown = sorted(
         d.origin + " " + d.id for d, hit in zip(decisions.values(), found, strict=True) if not hit
     )
     metrics = {
-        "records": labeled.num_rows,
-        "status": records.counts(labeled.column("label_status")),
-        "labels": records.counts(labeled.column("label")),
+        "records": total.get("records", 0),
+        "status": total.get("status", {}),
+        "labels": total.get("labels", {}),
         "review_decisions": len(decisions),
         "reviews_applied": len(decisions) - len(unknown),
         # A decision for an id no export delivered is usually a typo in the id: shown, not fatal.
         "unknown_review_ids": unknown,
     }
-    store.write_patch(outputs.records, labeled, COLUMNS)
     write_json(outputs.metrics, metrics)
     return metrics
+
+
+def _ids(partition: Path) -> pa.ChunkedArray:
+    return pq.read_table(partition, columns=["id"]).column("id")

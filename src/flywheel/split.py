@@ -17,6 +17,7 @@ failures are the last thing to sample away. Records whose label's guideline acti
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import records, store
+from flywheel import parts, records, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_bytes import Bytes
 from flywheel.io import read_parquet, write_json
 
+log = logging.getLogger(__name__)
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 
@@ -175,8 +177,9 @@ def leakage(table: pa.Table, pairs: pa.Table | None = None) -> dict[str, int]:
 @dataclass(frozen=True)
 class Outputs:
     records: Path = Path("data/interim/split.parquet")
-    train: Path = Path("data/splits/train.parquet")
-    eval: Path = Path("data/splits/eval.parquet")
+    # Whole records, one file per ingest partition, rewritten only where a row changed.
+    train: Path = Path("data/splits/train")
+    eval: Path = Path("data/splits/eval")
     metrics: Path = Path("metrics/split.json")
 
 
@@ -217,7 +220,8 @@ def run(
     masks = {
         path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
     }
-    store.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks)
+    written = parts.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks)
+    log.info("split: %d train and eval files written, the others unchanged", written)
     by = (
         table.filter(pc.is_valid(splits))
         .group_by(["error_category", "split"])

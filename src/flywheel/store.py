@@ -5,7 +5,10 @@ Ingest writes the records, one Parquet file per export, under ``data/interim/ing
 partitions read in name order are the canonical record order). Every later stage writes a
 *patch*: ``id`` and the columns it decides, in the same row order (``label``: the label columns;
 ``bucket``: the category; ``dedup``: clusters and duplicate fates; ``queue``; ``split``). A stage
-reads the columns it needs, each from the newest layer that has it (``load``).
+reads the columns it needs, each from the newest layer that has it (``load``). A patch is one
+Parquet file, or a folder with one file per partition, named after it (``patch_path``): the
+stages that decide each partition on its own keep theirs so, and recompute only the partitions
+whose inputs changed (``flywheel.parts``).
 
 Why: the texts are most of a record's bytes and no stage after ingest changes them, so rewriting
 them in every stage cost about 5 s a stage at a million records and made a small new round as
@@ -15,10 +18,7 @@ rewritten at all (``flywheel.ingest_cache``).
 
 from __future__ import annotations
 
-import collections
-import contextlib
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,12 @@ import pyarrow.parquet as pq
 
 from flywheel import records
 from flywheel.errors import InputError
-from flywheel.io import ROW_GROUP, parquet_writer, read_parquet, require_output, write_parquet
+from flywheel.io import read_parquet, require_output, write_parquet
 
 PARTITION_SUFFIX = ".records.parquet"
-_AHEAD = 2  # partitions being read while one is written
 IDS_KEY = b"flywheel.ids"  # a patch's metadata: the digest of the ids it was written for
+# A partition's metadata: the fingerprint of the export it was mapped from (flywheel.ingest_cache).
+FINGERPRINT_KEY = b"flywheel.ingest.fingerprint"
 
 
 def partition_name(round_: int, export_id: str) -> str:
@@ -45,26 +46,54 @@ def partitions(folder: Path) -> list[Path]:
     return sorted(folder.glob("*" + PARTITION_SUFFIX))
 
 
-def layer_columns(path: Path) -> list[str]:
-    """The columns a layer holds (a partition folder holds every record column)."""
+def patch_path(folder: Path, partition: Path) -> Path:
+    """The file of a patch folder that patches ``partition``."""
+    return folder / (partition.name[: -len(PARTITION_SUFFIX)] + ".parquet")
+
+
+def layer_columns(path: Path, records_layer: bool = False) -> list[str]:
+    """The columns a layer holds (the records layer's partition folder holds every record
+    column; a patch folder, those of its files)."""
     if path.is_dir():
-        return list(records.SCHEMA.names)
+        if records_layer:
+            return list(records.SCHEMA.names)
+        first = next(iter(sorted(path.glob("*.parquet"))), None)
+        return [] if first is None else list(pq.read_schema(first).names)
     return list(pq.read_schema(require_output(path)).names)
 
 
 def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
     """``columns`` of one layer: a partition folder (concatenated in order) or one Parquet file."""
     if path.is_dir():
-        parts = [pq.read_table(p, columns=list(columns)) for p in partitions(path)]
-        if not parts:
-            return records.SCHEMA.empty_table().select(list(columns))
-        return pa.concat_tables(parts).combine_chunks()
+        return _concat([pq.read_table(p, columns=list(columns)) for p in partitions(path)], columns)
     return read_parquet(path, columns)
 
 
-def _owners(layers: Sequence[Path], wanted: Sequence[str]) -> dict[str, int]:
+def _concat(tables: list[pa.Table], columns: Sequence[str]) -> pa.Table:
+    if not tables:
+        return records.schema_of(columns).empty_table()
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def _read_patch_folder(
+    folder: Path, files: Sequence[Path], digests: Sequence[str], columns: Sequence[str]
+) -> pa.Table:
+    """``columns`` of a patch folder, the file of each partition in ``files``, each checked to
+    be written for the ids whose digest is in ``digests``."""
+    pieces = []
+    for partition, digest in zip(files, digests, strict=True):
+        path = patch_path(folder, partition)
+        meta = (pq.read_schema(path).metadata or {}) if path.exists() else {}
+        if meta.get(IDS_KEY) != digest.encode():
+            state = "was written for other records than" if meta else "is missing, beside"
+            raise InputError(f"{path} {state} {partition}; rebuild it with dvc repro.")
+        pieces.append(pq.read_table(path, columns=list(columns)))
+    return _concat(pieces, columns)
+
+
+def owners(layers: Sequence[Path], wanted: Sequence[str]) -> dict[str, int]:
     """For each column, the index of the last layer that has it."""
-    held = [layer_columns(p) for p in layers]
+    held = [layer_columns(p, records_layer=i == 0) for i, p in enumerate(layers)]
     owner: dict[str, int] = {}
     for name in wanted:
         found = [i for i, cols in enumerate(held) if name in cols]
@@ -80,14 +109,30 @@ def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Tab
     table), the rest patches in the same row order. A patch whose ids differ from the records'
     is refused: it is stale (written for other records), and ``dvc repro`` rebuilds it."""
     wanted = list(columns) if columns is not None else list(records.SCHEMA.names)
-    owner = _owners(layers, wanted)
+    files = partitions(layers[0]) if layers[0].is_dir() else None
+    if files == []:
+        return records.schema_of(wanted).empty_table()
+    owner = owners(layers, wanted)
     used = sorted(set(owner.values()) | {0})
     tables: dict[int, pa.Table] = {}
-    tables[0] = read_layer(layers[0], ["id", *[c for c in wanted if owner[c] == 0 and c != "id"]])
+    first = ["id", *[c for c in wanted if owner[c] == 0 and c != "id"]]
+    folders = [i for i in used[1:] if layers[i].is_dir()]
+    part_digests: list[str] = []
+    if files is not None and folders:  # patch folders are checked partition by partition
+        pieces = [pq.read_table(p, columns=first) for p in files]
+        part_digests = [records.strings_digest(p.column("id")) for p in pieces]
+        tables[0] = _concat(pieces, first)
+    else:
+        tables[0] = read_layer(layers[0], first)
     ids = tables[0].column("id")
-    digest = records.strings_digest(ids) if len(used) > 1 else ""
+    digest = records.strings_digest(ids) if len(used) > len(folders) + 1 else ""
     for i in used[1:]:
         take = [c for c in wanted if owner[c] == i and c != "id"]
+        if i in folders:
+            if files is None:
+                raise InputError(f"{layers[i]} patches partitions; {layers[0]} holds none.")
+            tables[i] = _read_patch_folder(layers[i], files, part_digests, take)
+            continue
         meta = pq.read_schema(layers[i]).metadata or {}
         if meta.get(IDS_KEY) == digest.encode():  # written for these records: no id to compare
             tables[i] = read_layer(layers[i], take)
@@ -109,7 +154,7 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
     partition of ``layers[0]`` that holds one of ``rows`` is read on its own (for a few
     thousand rows of the texts, this skips concatenating a gigabyte)."""
     wanted = list(columns)
-    owner = _owners(layers, wanted)
+    owner = owners(layers, wanted)
     narrow = [c for c in wanted if owner[c] > 0]
     out = load(layers, narrow).take(pa.array(rows)) if narrow else None
     own = [c for c in wanted if owner[c] == 0]
@@ -120,7 +165,7 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
     where = np.empty(len(rows), dtype=np.int64)  # each wanted row's place among the pieces
     done = 0
     files = partitions(layers[0])
-    for part, (offset, n) in zip(files, _spans(files), strict=True):
+    for part, (offset, n) in zip(files, spans(files), strict=True):
         mine = np.flatnonzero((rows >= offset) & (rows < offset + n))
         if len(mine):
             table = pq.read_table(part, columns=own)
@@ -133,7 +178,7 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
     return _assemble(wanted, out, joined.cast(records.schema_of(own)))
 
 
-def _spans(files: Sequence[Path]) -> list[tuple[int, int]]:
+def spans(files: Sequence[Path]) -> list[tuple[int, int]]:
     """Each Parquet file's first row among all of them, and its row count (from the footers)."""
     sizes = [pq.read_metadata(f).num_rows for f in files]
     starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))[:-1].tolist()
@@ -151,52 +196,11 @@ def patch(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return table.select(names).cast(records.schema_of(names))
 
 
-def write_patch(path: Path, table: pa.Table, columns: Sequence[str]) -> None:
-    """The patch, with a digest of its ids in the file's metadata: ``load`` then knows which
-    records it was written for without reading and comparing a million ids."""
-    out = patch(table, columns)
-    write_parquet(path, out, metadata={IDS_KEY: records.strings_digest(out["id"]).encode()})
-
-
-def write_records(
-    layers: Sequence[Path],
-    columns: dict[str, pa.Array | pa.ChunkedArray],
-    targets: dict[Path, npt.NDArray[np.bool_]],
+def write_patch(
+    path: Path, table: pa.Table, columns: Sequence[str], metadata: dict[bytes, bytes] | None = None
 ) -> None:
-    """Whole records, ``columns`` replacing theirs, into each target file: the rows its mask
-    selects, in record order.
-
-    One partition of ``layers[0]`` at a time, each read once for every target: the texts are
-    most of the bytes, and holding them all at once, then copying them into one table, cost
-    more than the reading itself at a million records. Two threads read and select the next
-    partitions while this one writes (Arrow releases the GIL), at most ``_AHEAD`` in flight.
-    """
-    names = list(records.SCHEMA.names)
-    owner = _owners(layers, [n for n in names if n not in columns])
-    narrow = load(layers, [n for n in owner if owner[n] > 0])
-    own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
-    files = partitions(layers[0]) if layers[0].is_dir() else [layers[0]]
-    spans = _spans(files)
-
-    def select(i: int) -> dict[Path, pa.Table]:
-        offset, n = spans[i]
-        base = pq.read_table(files[i], columns=own)
-        pieces = {c: base.column(c) for c in own}
-        pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
-        pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
-        table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
-        chosen = {path: mask[offset : offset + n] for path, mask in targets.items()}
-        return {path: table.filter(pa.array(m)) for path, m in chosen.items() if m.any()}
-
-    with contextlib.ExitStack() as stack:
-        writers = {
-            path: stack.enter_context(parquet_writer(path, records.SCHEMA)) for path in targets
-        }
-        pool = stack.enter_context(ThreadPoolExecutor(2))
-        pending: collections.deque[Future[dict[Path, pa.Table]]] = collections.deque()
-        for i in range(len(files) + _AHEAD):
-            if i < len(files):
-                pending.append(pool.submit(select, i))
-            if len(pending) > _AHEAD or (i >= len(files) and pending):
-                for path, table in pending.popleft().result().items():
-                    writers[path].write_table(table, ROW_GROUP)
+    """The patch, with a digest of its ids in the file's metadata (and ``metadata``): ``load``
+    then knows which records it was written for without reading and comparing a million ids."""
+    out = patch(table, columns)
+    digest = records.strings_digest(out["id"]).encode()
+    write_parquet(path, out, metadata={IDS_KEY: digest, **(metadata or {})})

@@ -35,11 +35,11 @@ from flywheel.dedup import PAIRS_SCHEMA
 from flywheel.errors import FlywheelError
 from flywheel.ingest import ROWS_SCHEMA
 
-RECORD_TABLES = ("data/interim/ingest/*" + store.PARTITION_SUFFIX, "data/splits/*.parquet")
+RECORD_TABLES = ("data/interim/ingest/*" + store.PARTITION_SUFFIX, "data/splits/*/*.parquet")
 # The stages' patches (flywheel.store), in layer order, with the columns each holds.
 PATCHES = {
-    "data/interim/label.parquet": label.COLUMNS,
-    "data/interim/bucket.parquet": bucket.COLUMNS,
+    "data/interim/label": label.COLUMNS,
+    "data/interim/bucket": bucket.COLUMNS,
     "data/interim/dedup.parquet": dedup.COLUMNS,
     "data/interim/queue.parquet": queue.COLUMNS,
     "data/interim/split.parquet": split.COLUMNS,
@@ -122,9 +122,11 @@ def _table(path: Path, schema: pa.Schema) -> list[str]:
 def _patch(root: Path, path: Path, columns: tuple[str, ...]) -> list[str]:
     """A patch has id and its stage's columns, typed as records, for the records' rows in order."""
     expected = records.schema_of(("id", *columns))
-    found = pq.read_schema(path).remove_metadata()
-    if found != expected:
-        return [f"columns are {found.names}, expected {expected.names} typed as records"]
+    for file in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+        found = pq.read_schema(file).remove_metadata()
+        if found != expected:
+            name = f"{file.name}: " if path.is_dir() else ""
+            return [f"{name}columns are {found.names}, expected {expected.names} typed as records"]
     store.load([root / "data/interim/ingest", path], ["id", *columns])  # raises when stale
     return []
 

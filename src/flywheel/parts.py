@@ -1,0 +1,232 @@
+"""Stage patches kept one file per ingest partition, recomputed only where an input changed.
+
+``label`` and ``bucket`` decide each record from its own row (and, for ``label``, the review
+decisions naming it), so their patches are folders, ``data/interim/<stage>/``, holding one file
+per ingest partition, named after it (``r0001-<export>.parquet``, ``flywheel.store``). Each file
+carries in its metadata:
+
+- a *key*: a hash of everything it was computed from: the partition's identity (ingest's
+  fingerprint of the export), the stage's params, the guidelines, the stage's code, and the
+  partition's own further inputs (its review decisions; the key of its label file);
+- the counts the stage's metrics add up over partitions.
+
+``refresh`` recomputes the files whose key changed and removes those of partitions that are
+gone. A new round computes only its new partitions and reads nothing else of the old ones but
+their footers; the folder holds the same bytes as a build from nothing (tests/test_parts.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import importlib.util
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flywheel import records, store
+from flywheel.io import sha256_file, write_parquet
+
+KEY = b"flywheel.part.key"
+COUNTS = b"flywheel.part.counts"
+AHEAD = 2  # partitions being read while one is written (write_records)
+Counts = dict[str, Any]  # metric name -> int, or -> {value: int}
+
+
+def code_hash(modules: Sequence[str]) -> str:
+    """A hash of the source of ``flywheel.<module>`` for each of ``modules``."""
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(f"flywheel.{name}")
+        origin = spec.origin if spec is not None else None
+        h.update(name.encode() + b"\0" + (Path(origin).read_bytes() if origin else b""))
+    return h.hexdigest()
+
+
+def key(*inputs: Any) -> str:
+    """A hash of ``inputs`` (anything JSON can write, dataclasses by their ``str``)."""
+    text = json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def identity(partition: Path) -> str:
+    """What an ingest partition's content is a function of: ingest's fingerprint of its export
+    (``flywheel.ingest_cache``), else (exports settled together carry none) its bytes' hash."""
+    meta = pq.read_schema(partition).metadata or {}
+    found = meta.get(store.FINGERPRINT_KEY)
+    return found.decode() if found else "sha256:" + sha256_file(partition)
+
+
+def upstream(layers: Sequence[Path], partition: Path) -> list[str]:
+    """What the patch layers after the records hold for ``partition``: for a patch folder, the
+    key of its file; for a one-file patch, the file's hash (it covers every partition)."""
+    out = []
+    for layer in layers[1:]:
+        if layer.is_dir():
+            found = stored(store.patch_path(layer, partition))
+            out.append(found[0] if found else "missing")
+        else:
+            out.append(sha256_file(layer))
+    return out
+
+
+def table_digest(table: pa.Table) -> str:
+    """A hash of ``table``'s contents: its Arrow IPC stream, after ``take`` has copied its rows
+    into fresh buffers (a slice's stream can carry bytes outside the slice, and chunking
+    differs with how the table was read)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.take(pa.array(np.arange(table.num_rows))))
+    return hashlib.sha256(memoryview(sink.getvalue())).hexdigest()
+
+
+def mask_digest(mask: npt.NDArray[np.bool_]) -> str:
+    return hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).hexdigest()
+
+
+def stored(path: Path) -> tuple[str, Counts] | None:
+    """The key and counts a partition's file was written with (None: no usable file)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):  # missing, or torn by another tool: recompute it
+        return None
+    if KEY not in meta:
+        return None
+    counts: Counts = json.loads(meta.get(COUNTS, b"{}"))
+    return meta[KEY].decode(), counts
+
+
+def add(counts: Sequence[Counts]) -> Counts:
+    """The sum of per-partition counts: numbers add, mappings add key by key (sorted)."""
+    total: Counts = {}
+    for c in counts:
+        for name, value in c.items():
+            if isinstance(value, dict):
+                into = total.setdefault(name, {})
+                for k, n in value.items():
+                    into[k] = into.get(k, 0) + n
+            else:
+                total[name] = total.get(name, 0) + value
+    return {k: dict(sorted(v.items())) if isinstance(v, dict) else v for k, v in total.items()}
+
+
+Compute = Callable[[int], tuple[pa.Table, Counts]]  # partition index -> (patch rows, counts)
+
+
+def refresh(
+    folder: Path,
+    partitions: Sequence[Path],
+    keys: Sequence[str],
+    columns: Sequence[str],
+    compute: Compute,
+) -> tuple[list[Counts], int]:
+    """Bring ``folder`` up to date: for partition ``i``, the file named after it holds
+    ``compute(i)`` (its ``columns``) computed for ``keys[i]``. Files of other names are
+    removed. Returns every partition's counts, and how many partitions were computed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    counts: list[Counts] = []
+    computed = 0
+    wanted = set()
+    for i, (partition, part_key) in enumerate(zip(partitions, keys, strict=True)):
+        path = store.patch_path(folder, partition)
+        wanted.add(path.name)
+        found_before = stored(path)
+        if found_before is not None and found_before[0] == part_key:
+            counts.append(found_before[1])
+            continue
+        table, found = compute(i)
+        meta = {KEY: part_key.encode(), COUNTS: json.dumps(found, sort_keys=True).encode()}
+        store.write_patch(path, table, columns, meta)
+        counts.append(found)
+        computed += 1
+    for path in folder.iterdir():
+        if path.name not in wanted and path.is_file():
+            path.unlink()
+    return counts, computed
+
+
+def write_records(
+    layers: Sequence[Path],
+    columns: dict[str, pa.Array | pa.ChunkedArray],
+    targets: dict[Path, npt.NDArray[np.bool_]],
+) -> int:
+    """Whole records, ``columns`` replacing theirs, into each target folder: one file per
+    partition (``patch_path``) holding the rows its mask selects, in record order. Returns how
+    many files were written.
+
+    A file whose key is unchanged is not written again: the key is a hash of the partition's
+    fingerprint, the mask, and everything else the chosen rows hold (the patches' columns and
+    ``columns``), so a new round writes its new partitions and the few files whose rows changed. One
+    partition at a time, each read once for every target that needs it: the texts are most of
+    the bytes, and holding them all at once cost more than the reading itself at a million
+    records. Two threads read and select the next partitions while this one writes (Arrow
+    releases the GIL), at most ``AHEAD`` in flight.
+    """
+    names = list(records.SCHEMA.names)
+    owner = store.owners(layers, [n for n in names if n not in columns])
+    narrow = store.load(layers, [n for n in owner if owner[n] > 0])
+    own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
+    files = store.partitions(layers[0])
+    spans = store.spans(files)
+    kept = {folder: {store.patch_path(folder, f).name for f in files} for folder in targets}
+    for folder, names_kept in kept.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.iterdir():
+            if stale.name not in names_kept and stale.is_file():
+                stale.unlink()
+
+    def todo(i: int) -> dict[Path, str]:
+        """The target files of partition ``i`` to write, with their keys."""
+        offset, n = spans[i]
+        parted = pa.table(
+            {
+                **{c: narrow.column(c).slice(offset, n) for c in narrow.column_names},
+                **{c: v.slice(offset, n) for c, v in columns.items()},
+            }
+        )
+        part_id = identity(files[i])
+        out = {}
+        for folder, mask in targets.items():
+            path = store.patch_path(folder, files[i])
+            chosen = mask[offset : offset + n]
+            rows = table_digest(parted.filter(pa.array(chosen)))
+            file_key = key(part_id, rows, mask_digest(chosen))
+            found = stored(path)
+            if found is None or found[0] != file_key:
+                out[path] = file_key
+        return out
+
+    def select(i: int, paths: dict[Path, str]) -> dict[Path, tuple[pa.Table, str]]:
+        offset, n = spans[i]
+        base = pq.read_table(files[i], columns=own)
+        pieces = {c: base.column(c) for c in own}
+        pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
+        pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
+        table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
+        out = {}
+        for folder, mask in targets.items():
+            path = store.patch_path(folder, files[i])
+            if path in paths:
+                out[path] = (table.filter(pa.array(mask[offset : offset + n])), paths[path])
+        return out
+
+    written = 0
+    with ThreadPoolExecutor(2) as pool:
+        plans = list(pool.map(todo, range(len(files))))
+        pending: collections.deque[Future[dict[Path, tuple[pa.Table, str]]]] = collections.deque()
+        needed = [i for i, plan in enumerate(plans) if plan]
+        for j in range(len(needed) + AHEAD):
+            if j < len(needed):
+                pending.append(pool.submit(select, needed[j], plans[needed[j]]))
+            if len(pending) > AHEAD or (j >= len(needed) and pending):
+                for path, (table, file_key) in pending.popleft().result().items():
+                    write_parquet(path, table, metadata={KEY: file_key.encode()})
+                    written += 1
+    return written
