@@ -19,7 +19,17 @@ from test_pipeline import copy_sample
 from flywheel import parts, pipeline, store
 from flywheel.errors import InputError
 
-FOLDERS = ("data/interim/label", "data/interim/bucket", "data/splits/train", "data/splits/eval")
+FOLDERS = (
+    "data/interim/label",
+    "data/interim/bucket",
+    "data/interim/dedup",
+    "data/interim/queue",
+    "data/cache/queue",
+    "data/interim/split",
+    "data/splits/train",
+    "data/splits/eval",
+)
+WHOLE = ("data/queue.parquet", "data/queue.jsonl", "data/ledger.parquet")
 
 
 @pytest.fixture
@@ -31,11 +41,11 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def files_of(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Every per-partition file: its bytes and its modification time (ns)."""
+    """Every per-partition file and the round's whole-queue files: bytes and mtime (ns)."""
+    found = [p for folder in FOLDERS for p in sorted((root / folder).glob("*.parquet"))]
     return {
         p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
-        for folder in FOLDERS
-        for p in sorted((root / folder).glob("*.parquet"))
+        for p in [*found, *(root / name for name in WHOLE)]
     }
 
 
@@ -67,10 +77,13 @@ def test_a_review_recomputes_only_its_partition(built: Path) -> None:
         assert changed == [f"{folder}/{stem}.parquet"]
     label = pq.read_table(built / f"data/interim/label/{stem}.parquet")
     assert label.column("label")[0].as_py() == "unusable"
-    # The split files rewritten are the few whose rows changed; the rest are untouched.
-    rewritten = [n for n in after if n.startswith("data/splits") and after[n][0] != before[n][0]]
-    untouched = [n for n in after if n.startswith("data/splits") and after[n][1] == before[n][1]]
-    assert len(untouched) >= len(after) // 2 - len(rewritten)
+    # Files of the stages that decide all records together are rewritten where, and only
+    # where, their rows changed.
+    for folder in ("data/interim/dedup", "data/interim/split", "data/splits"):
+        mine = [n for n in after if n.startswith(folder)]
+        assert mine
+        for n in mine:
+            assert (after[n][1] != before[n][1]) == (after[n][0] != before[n][0]), n
     assert {n: d for n, (d, _) in after.items()} == rebuild_from_nothing(built)
 
 

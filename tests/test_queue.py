@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_pipeline import copy_sample
 
-from flywheel import guidelines
+from flywheel import guidelines, pipeline, store
+from flywheel import params as params_mod
 from flywheel import queue as stage
 from records_factory import record, table
 
@@ -117,3 +122,24 @@ def test_table_rule_matches_the_one_record_rule(spec: list[tuple[Any, ...]]) -> 
     ]
     assert keys == sorted(keys)
     assert {r["id"] for r in out.to_pylist() if r["fate"] == "queued"} == set(expected)
+
+
+def test_the_merged_queue_equals_one_build_over_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage decides each partition on its own and merges their queued records; deciding
+    the whole table at once must give the same queue, in the same order."""
+    copy_sample(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in pipeline.ORDER[: pipeline.ORDER.index("queue") + 1]:
+        pipeline.run_stage(name)
+    params = params_mod.load(Path("params.yaml"))["queue"]
+    whole = store.load(pipeline.LAYERS["queue"], list(stage.READS))
+    _, expected, _ = stage.build(
+        whole,
+        guidelines.load(Path("guidelines/labels.yaml")),
+        float(params["confidence_threshold"]),
+        list(params["priority"]),
+    )
+    assert expected.num_rows > 10
+    assert pq.read_table("data/queue.parquet").equals(expected)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fresh_repo, manifest, row, write_export
-from flywheel import pipeline, records, report
+from flywheel import pipeline, records, report, store
 from flywheel.errors import GateError
 
 LABELS = ["correct_and_polite", "hallucinated_promise", "over_refusal", "harsh_refusal", "unusable"]
@@ -105,7 +105,7 @@ def test_ledger_balances_for_random_exports(r1: list[Any], r2: list[Any], lg: li
         assert all(r["fate"] in records.FATES for r in ledger)
         bad = sum(1 for x in r1 + r2 if x[4] is not None)
         assert Counter(r["fate"] for r in ledger)["quarantined"] == bad
-        final = pq.read_table(root / "data/interim/split.parquet").to_pylist()
+        final = store.load(pipeline.LAYERS["report"], ["split"]).to_pylist()
         train = pq.read_table(root / "data/splits/train").num_rows
         evals = pq.read_table(root / "data/splits/eval").num_rows
         assert train + evals == sum(1 for r in final if r["split"])
@@ -115,7 +115,7 @@ def test_unbalanced_ledger_is_refused(repo: Path) -> None:
     write_export(repo, manifest("td-1"), [row(1), row(2)])
     pipeline.run_all()
     rows = pq.read_table(repo / "data/interim/rows.parquet")
-    final = pq.read_table(repo / "data/interim/split.parquet")
+    final = pq.read_table(repo / "data/interim/split")
     ledger = report.ledger(rows, final)
     assert report.check_ledger(ledger, final)
     with pytest.raises(GateError, match="1 records were delivered by no input row"):

@@ -38,7 +38,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import dedup_pairs, dedup_sign, minhash, records, store
+from flywheel import dedup_pairs, dedup_sign, minhash, parts, records, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest import normalize
@@ -322,7 +322,7 @@ def _kept_record_of_key(kept: npt.NDArray[np.bool_], key_of: Ints, n_keys: int) 
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/dedup.parquet")
+    records: Path = Path("data/interim/dedup")  # one patch file per partition
     pairs: Path = Path("data/interim/pairs.parquet")
     cache: Path = Path("data/cache/minhash")  # flywheel.signature_store segments
     metrics: Path = Path("metrics/dedup.json")
@@ -374,7 +374,7 @@ def run(
         "largest_cluster": int(sizes.max(initial=0)),
         "conflicting_clusters": sum(1 for r in reasons if r and "conflicting_duplicates" in r),
     }
-    store.write_patch(outputs.records, table, COLUMNS)
+    parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
     write_parquet(outputs.pairs, pairs)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -130,13 +130,11 @@ def refresh(
     """Bring ``folder`` up to date: for partition ``i``, the file named after it holds
     ``compute(i)`` (its ``columns``) computed for ``keys[i]``. Files of other names are
     removed. Returns every partition's counts, and how many partitions were computed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    keep_only(folder, partitions)
     counts: list[Counts] = []
     computed = 0
-    wanted = set()
     for i, (partition, part_key) in enumerate(zip(partitions, keys, strict=True)):
         path = store.patch_path(folder, partition)
-        wanted.add(path.name)
         found_before = stored(path)
         if found_before is not None and found_before[0] == part_key:
             counts.append(found_before[1])
@@ -146,10 +144,38 @@ def refresh(
         store.write_patch(path, table, columns, meta)
         counts.append(found)
         computed += 1
+    return counts, computed
+
+
+def keep_only(folder: Path, partitions: Sequence[Path]) -> None:
+    """Create ``folder``, or remove its files of partitions not in ``partitions``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {store.patch_path(folder, p).name for p in partitions}
     for path in folder.iterdir():
         if path.name not in wanted and path.is_file():
             path.unlink()
-    return counts, computed
+
+
+def write_patches(
+    folder: Path, partitions: Sequence[Path], table: pa.Table, columns: Sequence[str]
+) -> int:
+    """The patch of a stage that decides all records together (``dedup``, ``queue``'s order,
+    ``split``), as a folder of one file per partition: ``table``'s rows of each partition in
+    turn. A file whose rows are unchanged is not written again (its key is a hash of them), and
+    keeps its key, so the stages after it see that partition unchanged. Returns how many files
+    were written."""
+    keep_only(folder, partitions)
+    patch = store.patch(table, columns)
+    written = 0
+    for partition, (offset, n) in zip(partitions, store.spans(partitions), strict=True):
+        rows = patch.slice(offset, n)
+        path = store.patch_path(folder, partition)
+        part_key = table_digest(rows)
+        found = stored(path)
+        if found is None or found[0] != part_key:
+            store.write_patch(path, rows, columns, {KEY: part_key.encode()})
+            written += 1
+    return written
 
 
 def write_records(
@@ -175,12 +201,8 @@ def write_records(
     own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
     files = store.partitions(layers[0])
     spans = store.spans(files)
-    kept = {folder: {store.patch_path(folder, f).name for f in files} for folder in targets}
-    for folder, names_kept in kept.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.iterdir():
-            if stale.name not in names_kept and stale.is_file():
-                stale.unlink()
+    for folder in targets:
+        keep_only(folder, files)
 
     def todo(i: int) -> dict[Path, str]:
         """The target files of partition ``i`` to write, with their keys."""

@@ -11,6 +11,7 @@ confidence ascending (unknown confidence last), then id.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from flywheel import records, store, tables
+from flywheel import parts, records, store, tables
 from flywheel.errors import InputError
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.io import write_json, write_jsonl, write_parquet
@@ -142,6 +144,12 @@ QUEUE_SCHEMA = pa.schema(
     ]
 )
 COLUMNS = ("queue_reasons", "fate", "fate_detail")
+# Queue order; unknown confidence sorts last among records of the same priority.
+SORT_KEYS = [
+    ("rank", "ascending", "at_end"),
+    ("confidence", "ascending", "at_end"),
+    ("id", "ascending", "at_end"),
+]
 
 
 def build(
@@ -162,13 +170,7 @@ def build(
             "id": table.column("id").take(pa.array(queued)),
         }
     )
-    # Unknown confidence sorts last among records of the same priority.
-    sort_keys = [
-        ("rank", "ascending", "at_end"),
-        ("confidence", "ascending", "at_end"),
-        ("id", "ascending", "at_end"),
-    ]
-    order = pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()
+    order = pc.sort_indices(keys, sort_keys=SORT_KEYS).to_numpy()
     # Each queued record's reasons as a list array, built from the reason matrix in bulk.
     hits = matrix[queued]
     names = pa.array(ALL_REASONS, pa.string())
@@ -228,7 +230,8 @@ def apply(
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/queue.parquet")
+    records: Path = Path("data/interim/queue")  # one patch file per partition (flywheel.parts)
+    entries: Path = Path("data/cache/queue")  # each partition's queued records, with their rank
     queue: Path = Path("data/queue.parquet")
     export: Path = Path("data/queue.jsonl")
     metrics: Path = Path("metrics/queue.json")
@@ -248,6 +251,12 @@ READS = (
     "source",
     "round",
 )
+CODE = ("queue", "records")  # the modules whose code decides a partition's queue entries
+# A partition's queued records: the queue's columns but its position, with their priority rank
+# and their row in the partition.
+ENTRIES_SCHEMA = pa.schema(
+    [*(f for f in QUEUE_SCHEMA if f.name != "position"), ("rank", pa.int64()), ("row", pa.int64())]
+)
 
 
 def run(
@@ -257,13 +266,54 @@ def run(
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
     """The queue: every entry in ``data/queue.parquet``; the first ``queue.export_limit``, with
-    their texts and annotations, in ``data/queue.jsonl`` for reviewers."""
-    table, queue, rows = build(
-        store.load(layers, list(READS)),
-        guidelines,
-        float(params["confidence_threshold"]),
-        list(params["priority"]),
+    their texts and annotations, in ``data/queue.jsonl`` for reviewers.
+
+    Whether a record waits on a human depends on its own row only, so each partition is decided
+    on its own and only when its inputs changed (``flywheel.parts``): its patch and its queued
+    records (``Outputs.entries``) are kept; the queue is their merge, in queue order."""
+    threshold, priority = float(params["confidence_threshold"]), list(params["priority"])
+    files = store.partitions(layers[0])
+    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
+    keys = [parts.key(common, parts.identity(f), parts.upstream(layers, f)) for f in files]
+    entry_paths = [store.patch_path(outputs.entries, f) for f in files]
+
+    def compute(i: int) -> tuple[pa.Table, parts.Counts]:
+        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
+        table, queue, rows = build(store.load(one, list(READS)), guidelines, threshold, priority)
+        found = queue.drop_columns(["position"]).append_column(
+            "rank", pa.array(_ranks(queue.column("reasons"), priority), pa.int64())
+        )
+        found = found.append_column("row", pa.array(rows, pa.int64())).cast(ENTRIES_SCHEMA)
+        write_parquet(entry_paths[i], found, metadata={parts.KEY: keys[i].encode()})
+        return table, {}
+
+    parts.refresh(outputs.records, files, keys, COLUMNS, compute)
+    parts.keep_only(outputs.entries, files)
+    pieces = []
+    for i, (path, offset) in enumerate(zip(entry_paths, store.spans(files), strict=True)):
+        found = parts.stored(path)
+        if found is None or found[0] != keys[i]:  # the patch was kept, its entries were not
+            compute(i)
+        piece = pq.read_table(path)
+        pieces.append(
+            piece.set_column(
+                piece.schema.get_field_index("row"), "row", pc.add(piece.column("row"), offset[0])
+            )
+        )
+    entries_ = pa.concat_tables(pieces) if pieces else ENTRIES_SCHEMA.empty_table()
+    order = pc.sort_indices(
+        entries_.rename_columns(
+            ["confidence" if c == "model_confidence" else c for c in entries_.column_names]
+        ),
+        sort_keys=SORT_KEYS,
     )
+    ordered = entries_.take(order)
+    queue = (
+        ordered.drop_columns(["rank", "row"])
+        .add_column(0, "position", pa.array(np.arange(1, ordered.num_rows + 1, dtype=np.int64)))
+        .cast(QUEUE_SCHEMA)
+    )
+    rows = ordered.column("row").to_numpy()
     limit = params.get("export_limit")
     head = rows if limit is None else rows[: int(limit)]
     texts = store.take(layers, ENTRY_FIELDS, np.asarray(head, dtype=np.int64))
@@ -275,11 +325,24 @@ def run(
         "by_first_reason": records.counts(queue.column("reason")),
         "by_category": records.counts(queue.column("error_category")),
     }
-    store.write_patch(outputs.records, table, COLUMNS)
     write_parquet(outputs.queue, queue)
     write_jsonl(outputs.export, entries(queue.slice(0, len(head)), texts))
     write_json(outputs.metrics, metrics)
     return metrics
+
+
+def _ranks(reasons: pa.ChunkedArray | pa.Array, priority: list[str]) -> Ints:
+    """Each queued record's priority: the earliest of its reasons in ``priority``."""
+    lists = reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
+    rank_of = {r: (priority.index(r) if r in priority else len(priority)) for r in ALL_REASONS}
+    flat = np.array([rank_of[r] for r in ALL_REASONS], dtype=np.int64)[
+        pc.index_in(pc.list_flatten(lists), pa.array(ALL_REASONS)).to_numpy()
+    ]
+    if not len(lists):
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)
+    starts = offsets[:-1] - offsets[0]  # a slice's offsets count from its first list
+    return np.asarray(np.minimum.reduceat(flat, starts), dtype=np.int64)
 
 
 def from_table(

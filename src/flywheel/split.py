@@ -176,7 +176,7 @@ def leakage(table: pa.Table, pairs: pa.Table | None = None) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Outputs:
-    records: Path = Path("data/interim/split.parquet")
+    records: Path = Path("data/interim/split")  # one patch file per partition
     # Whole records, one file per ingest partition, rewritten only where a row changed.
     train: Path = Path("data/splits/train")
     eval: Path = Path("data/splits/eval")
@@ -210,7 +210,7 @@ def run(
             "data/interim/dedup.parquet."
         )
     splits = table.column("split")
-    store.write_patch(outputs.records, table, COLUMNS)
+    parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
     # The splits are whole records: the texts from ingest's partitions, the rest from the
     # stages' patches and this stage's columns.
     chosen = {

@@ -40,9 +40,9 @@ RECORD_TABLES = ("data/interim/ingest/*" + store.PARTITION_SUFFIX, "data/splits/
 PATCHES = {
     "data/interim/label": label.COLUMNS,
     "data/interim/bucket": bucket.COLUMNS,
-    "data/interim/dedup.parquet": dedup.COLUMNS,
-    "data/interim/queue.parquet": queue.COLUMNS,
-    "data/interim/split.parquet": split.COLUMNS,
+    "data/interim/dedup": dedup.COLUMNS,
+    "data/interim/queue": queue.COLUMNS,
+    "data/interim/split": split.COLUMNS,
 }
 # Outputs that are not record tables, with the Arrow schema each must have.
 OTHER_TABLES = {
