@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
@@ -146,7 +148,12 @@ def _band_keys(sigs: UInt32Array, bands: int, rows: int) -> tuple[UInt64Array, U
 
 
 def _buckets(
-    keys: UInt64Array, whole: UInt64Array, bands: int, max_bucket: int
+    keys: UInt64Array,
+    whole: UInt64Array,
+    bands: int,
+    max_bucket: int,
+    index: UInt64Array | None = None,
+    total: int | None = None,
 ) -> tuple[Int64Array, Int64Array, Int64Array]:
     """Group band keys into buckets of size >= 2.
 
@@ -158,9 +165,11 @@ def _buckets(
         ``record*bands + band`` by bucket; bucket ``g`` of ``starts``/``sizes`` ``(g,)`` occupies
         ``order[starts[g] : starts[g] + sizes[g]]``. Within a bucket records are in index order,
         except in buckets above ``max_bucket``, ordered by ``whole`` so equal signatures are
-        adjacent.
+        adjacent. With ``index``, ``keys`` is flat and holds only the entries ``index`` (flat
+        indices among ``total``): the buckets, and their order, are those of the full set for
+        every bucket all of whose entries are given.
     """
-    total = keys.size
+    total = keys.size if total is None else total
     bits = max(int(total - 1).bit_length(), 1)
     if bits > 40:
         raise ValueError(
@@ -170,13 +179,14 @@ def _buckets(
     # The flat index in the low bits of the key: one in-place np.sort (SIMD for uint64) gives
     # both groups and order; measured 2-3x faster than argsort and 7x faster than lexsort.
     low = _U64((1 << bits) - 1)
-    packed = (keys.reshape(-1) & ~low) | np.arange(total, dtype=np.uint64)
+    flat = np.arange(total, dtype=np.uint64) if index is None else index
+    packed = (keys.reshape(-1) & ~low) | flat
     packed.sort()
     order = (packed & low).astype(np.int64)
     high = packed >> _U64(bits)
     boundary = np.flatnonzero(high[1:] != high[:-1]) + 1
-    starts = np.concatenate(([0], boundary))
-    sizes = np.diff(np.append(starts, total))
+    starts = np.concatenate(([0], boundary)) if len(packed) else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.append(starts, len(packed)))
     multi = sizes > 1
     starts, sizes = starts[multi], sizes[multi]
     big = np.flatnonzero(sizes > max_bucket)
@@ -294,9 +304,25 @@ def cross_candidates(
     ``match_against``, which verifies them)."""
     new = _check_signatures(new_signatures, "new_signatures")
     old = _check_signatures(old_signatures, "old_signatures")
-    n_old = old.shape[0]
+    n_old, n_new = old.shape[0], new.shape[0]
+    total = (n_old + n_new) * bands
+    low = _U64((1 << max(int(total - 1).bit_length(), 1)) - 1)
+    new_keys, new_whole = _band_keys(new, bands, rows)
+    old_keys, old_whole = _band_keys(old, bands, rows)
+    # Only the buckets that hold a new record can pair it: their old entries, found by a hash
+    # lookup, are sorted with the new ones instead of every old band key (a sort of 9 million
+    # keys for a million old records, where a round adds a few thousand).
+    new_high = new_keys.reshape(-1) & ~low
+    old_high = old_keys.reshape(-1) & ~low
+    shared = pc.is_in(pa.array(old_high), value_set=pa.array(np.unique(new_high)))
+    hit = np.flatnonzero(shared.to_numpy(zero_copy_only=False)).astype(np.uint64)
     order, starts, sizes = _buckets(
-        *_band_keys(np.concatenate((old, new)), bands, rows), bands, max_bucket
+        np.concatenate((old_high[hit], new_high)),
+        np.concatenate((old_whole, new_whole)),
+        bands,
+        max_bucket,
+        index=np.concatenate((hit, np.arange(n_old * bands, total, dtype=np.uint64))),
+        total=total,
     )
     # Same buckets and order as candidate_pairs over old + new; each new record pairs with the
     # old records of its bucket that are within max_bucket - 1 positions of it.

@@ -72,7 +72,7 @@ def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
 def _concat(tables: list[pa.Table], columns: Sequence[str]) -> pa.Table:
     if not tables:
         return records.schema_of(columns).empty_table()
-    return pa.concat_tables(tables).combine_chunks()
+    return pa.concat_tables(tables)  # chunked: combining copied every column once more
 
 
 def _read_patch_folder(
