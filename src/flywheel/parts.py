@@ -178,14 +178,22 @@ def write_patches(
     return written
 
 
+def narrow_columns(layers: Sequence[Path], columns: Sequence[str]) -> list[str]:
+    """The record columns ``write_records`` reads from the patch layers (not in ``columns``)."""
+    owner = store.owners(layers, [n for n in records.SCHEMA.names if n not in columns])
+    return [n for n in owner if owner[n] > 0]
+
+
 def write_records(
     layers: Sequence[Path],
     columns: dict[str, pa.Array | pa.ChunkedArray],
     targets: dict[Path, npt.NDArray[np.bool_]],
+    loaded: pa.Table | None = None,
 ) -> int:
     """Whole records, ``columns`` replacing theirs, into each target folder: one file per
     partition (``patch_path``) holding the rows its mask selects, in record order. Returns how
-    many files were written.
+    many files were written. ``loaded``: the records' columns from the patch layers, when the
+    caller has read them (``narrow_columns``).
 
     A file whose key is unchanged is not written again: the key is a hash of the partition's
     fingerprint, the mask, and everything else the chosen rows hold (the patches' columns and
@@ -196,9 +204,12 @@ def write_records(
     releases the GIL), at most ``AHEAD`` in flight.
     """
     names = list(records.SCHEMA.names)
-    owner = store.owners(layers, [n for n in names if n not in columns])
-    narrow = store.load(layers, [n for n in owner if owner[n] > 0])
-    own = ["id", *[n for n in owner if owner[n] == 0 and n != "id"]]
+    patched = narrow_columns(layers, list(columns))
+    if loaded is not None and set(patched) <= set(loaded.column_names):
+        narrow = loaded.select(patched)  # the caller read them already
+    else:
+        narrow = store.load(layers, patched)
+    own = ["id", *[n for n in names if n not in columns and n not in patched and n != "id"]]
     files = store.partitions(layers[0])
     spans = store.spans(files)
     for folder in targets:

@@ -128,17 +128,21 @@ def _sample(
     weighted = open_ & np.isin(category, [n for n, r in sampling.items() if "weight" in r])
     keep_u = unit_hashes(seed + 1, table.column("cluster_id"), weighted)
     # Fill order for caps: earlier rounds first (their records are already in the splits), then
-    # reviewed records, then by id.
-    order = pc.sort_indices(
+    # reviewed records, then by id. Only the open records of capped categories can be ranked:
+    # sorting those, not a million ids, is the same order for them.
+    capped = open_ & np.isin(category, [n for n, r in sampling.items() if "cap" in r])
+    rows = pa.array(np.flatnonzero(capped))
+    ranked_rows = pc.sort_indices(
         pa.table(
             {
-                "round": table.column("round"),
-                "reviewed": pc.invert(table.column("reviewed")),
-                "id": table.column("id"),
+                "round": table.column("round").take(rows),
+                "reviewed": pc.invert(table.column("reviewed").take(rows)),
+                "id": table.column("id").take(rows),
             }
         ),
         sort_keys=[("round", "ascending"), ("reviewed", "ascending"), ("id", "ascending")],
-    ).to_numpy()
+    )
+    order = rows.take(ranked_rows).to_numpy()
     for name, rule in sorted(sampling.items()):
         members = open_ & (category == name)
         weight = rule.get("weight")
@@ -194,8 +198,10 @@ def run(
     pairs_path: Path | None = None,
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
+    # Read once: the columns split decides from, and the others the train and eval files hold.
+    reads = [*READS, *(c for c in parts.narrow_columns(layers, COLUMNS) if c not in READS)]
     table = apply(
-        store.load(layers, list(READS)),
+        store.load(layers, reads),
         guidelines,
         int(params["seed"]),
         float(params["eval_fraction"]),
@@ -220,7 +226,7 @@ def run(
     masks = {
         path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
     }
-    written = parts.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks)
+    written = parts.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks, table)
     log.info("split: %d train and eval files written, the others unchanged", written)
     by = (
         table.filter(pc.is_valid(splits))
