@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import PROJECT, fresh_repo, manifest, row, write_export
-from flywheel import exports, guidelines, ingest, params, schemas, store, validate_rows
+from flywheel import exports, guidelines, ingest, ingest_text, params, schemas, store, validate_rows
 from flywheel import records as records_mod
 from flywheel.errors import ConfigError
 from flywheel.guidelines import UNCATEGORIZED
@@ -345,13 +346,17 @@ SPACEY = st.lists(
 def test_normalized_and_content_hashes_match_the_definitions(
     prompts: list[str | None], responses: list[str]
 ) -> None:
-    got = normalized(pa.array(prompts, pa.string())).to_pylist()
-    assert got == [None if p is None else ingest.normalize(p) for p in prompts]
-    pairs = list(zip(prompts, responses, strict=False))
-    hashes = content_hashes(
-        pa.array([p for p, _ in pairs], pa.string()), pa.array([r for _, r in pairs], pa.string())
-    ).to_pylist()
-    assert hashes == [None if p is None else ingest.content_hash(p, r) for p, r in pairs]
+    # Both ways: row by row (few texts) and through the compiled normalizer (many).
+    for compiled_from in (0, 10**9):
+        with mock.patch.object(ingest_text, "COMPILED_FROM", compiled_from):
+            got = normalized(pa.array(prompts, pa.string())).to_pylist()
+            assert got == [None if p is None else ingest.normalize(p) for p in prompts]
+            pairs = list(zip(prompts, responses, strict=False))
+            hashes = content_hashes(
+                pa.array([p for p, _ in pairs], pa.string()),
+                pa.array([r for _, r in pairs], pa.string()),
+            ).to_pylist()
+            assert hashes == [None if p is None else ingest.content_hash(p, r) for p, r in pairs]
 
 
 # Record fields ingest produces, each from values that pass and values that fail the schema.
