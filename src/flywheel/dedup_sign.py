@@ -71,23 +71,28 @@ def sign(
     rewrite = cache is not None
     if cache is not None:
         try:
-            old_ids, old_sigs = signature_store.load_store(cache, mh)
+            old_ids, segments = signature_store.load_segments(cache, mh)
             rewrite = False
         except (minhash.SignatureParamsError, minhash.SignatureFileError) as err:
             log.info("dedup: recomputing every signature: %s", err)
-            old_ids, old_sigs = pa.array([], pa.string()), sigs[:0]
+            old_ids, segments = pa.array([], pa.string()), []
         stored = len(old_ids)
         if 0 < stored <= len(keys) and old_ids.equals(keys.slice(0, stored)):
             # The usual new round: the store holds the earlier keys, in order (keys come in
             # first-delivery order and a build appends its new keys). One copy, no lookups.
-            sigs[:stored] = old_sigs
+            row = 0
+            for segment in segments:
+                sigs[row : row + len(segment)] = segment
+                row += len(segment)
             todo[:stored] = False
         elif stored:
+            old_sigs = np.concatenate(segments) if len(segments) > 1 else segments[0]
             at = pc.index_in(keys, value_set=old_ids)
             hit = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
             sigs[hit] = old_sigs[at.filter(pc.is_valid(at)).to_numpy()]
             todo = ~hit
-        del old_sigs
+            del old_sigs
+        del segments
     computed = np.flatnonzero(todo)
     texts = pa.array([], pa.string())
     if len(computed):

@@ -152,6 +152,16 @@ def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Arr
         SignatureParamsError: a segment was made with other parameters.
         SignatureFileError: a segment is not a readable signature segment.
     """
+    ids, sigs = load_segments(folder, params)
+    if len(sigs) == 1:
+        return ids, sigs[0]  # the memory-mapped segment itself, read-only: no copy
+    return ids, np.concatenate(sigs) if sigs else np.zeros((0, params.num_perm), np.uint32)
+
+
+def load_segments(folder: Path, params: MinHashParams) -> tuple[pa.Array, list[UInt32Array]]:
+    """``load_store`` with each segment's signatures apart, memory-mapped: a caller that copies
+    them into a larger matrix copies each once (concatenating first copied half a gigabyte
+    twice at a million keys)."""
     ids: list[pa.Array] = []
     sigs: list[UInt32Array] = []
     for path in segments(folder):
@@ -164,10 +174,8 @@ def load_store(folder: Path, params: MinHashParams) -> tuple[pa.Array, UInt32Arr
         ids.append(_one_chunk(table.column("id")))
         sigs.append(_signature_matrix(path, table, params))
     if not ids:
-        return pa.array([], pa.string()), np.zeros((0, params.num_perm), dtype=np.uint32)
-    if len(sigs) == 1:
-        return ids[0], sigs[0]  # the memory-mapped segment itself, read-only: no copy
-    return pa.concat_arrays(ids), np.concatenate(sigs)
+        return pa.array([], pa.string()), []
+    return ids[0] if len(ids) == 1 else pa.concat_arrays(ids), sigs
 
 
 def _check_params(path: Path, schema: pa.Schema, params: MinHashParams) -> None:
