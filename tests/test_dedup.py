@@ -248,3 +248,15 @@ def test_one_lsh_pass_gives_the_candidates_of_the_round_by_round_search(
     )
     expected = lsh._unique_pairs(by_round[:, 0], by_round[:, 1], n)
     assert np.array_equal(one_pass, expected)
+
+
+def test_a_review_does_not_rename_a_cluster() -> None:
+    """A cluster's id decides its split, so it must not change when a review makes another
+    member the representative: the records would move between train and eval."""
+    near = BASE.replace("Sorry about", "So sorry about")
+    rows = [record("s/1", response=BASE), record("s/2", response=near)]
+    before = run(rows)
+    assert before["s/2"]["duplicate_of"] == "s/1"
+    after = run([rows[0], record("s/2", response=near, reviewed=True)])
+    assert after["s/1"]["duplicate_of"] == "s/2"  # the reviewed member is kept now
+    assert after["s/1"]["cluster_id"] == after["s/2"]["cluster_id"] == before["s/1"]["cluster_id"]

@@ -214,9 +214,9 @@ def apply(
     detail[dup] = np.where(exact[dup], "exact duplicate of ", "near duplicate of ") + rep_ids[
         dup
     ].astype(str)
-    # A cluster's id: "c-" and the first 16 hex digits of its representative's key.
+    # A cluster's id: "c-" and the first 16 hex digits of its first key (``_first_keys``).
     cluster_names = pc.binary_join_element_wise(
-        "c-", pc.utf8_slice_codeunits(key_hex.take(pa.array(key_of[rep_pos])), 0, 16), ""
+        "c-", pc.utf8_slice_codeunits(ordered_keys.take(pa.array(_first_keys(cluster))), 0, 16), ""
     )
     reasons = _conflicts(table, rec_cluster, founders)
     out = records.replace(
@@ -251,6 +251,15 @@ def apply(
     if saving is not None:
         saving.result()
     return records.typed(out), pair_ids, counts
+
+
+def _first_keys(cluster: Ints) -> Ints:
+    """Each cluster's first key (in first-delivery order, as ``cluster`` is indexed). It names
+    the cluster: it stays the same when a later round joins the cluster or a review makes
+    another member the representative, so the cluster's split stays too."""
+    first = np.full(int(cluster.max(initial=-1)) + 1, len(cluster), dtype=np.int64)
+    np.minimum.at(first, cluster, np.arange(len(cluster)))
+    return first
 
 
 def _fill_order(table: pa.Table, guidelines: Guidelines, cluster: Ints, rules: list[str]) -> Ints:
