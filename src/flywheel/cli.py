@@ -160,11 +160,10 @@ def queue(
     as_json: bool,
 ) -> None:
     """Build the review queue; with FILE, print the queue of any annotated table."""
-    from flywheel import queue as stage
-    from flywheel import tables
+    from flywheel import queue_file, tables
 
     if file is not None:
-        entries = stage.from_table(
+        entries = queue_file.from_table(
             tables.read_table(file, csv_as_text=False),
             file,
             0.6 if threshold is None else threshold,
