@@ -1,18 +1,23 @@
-"""Stage patches kept one file per ingest partition, recomputed only where an input changed.
+"""Stage outputs kept one file per ingest partition, written only where something changed.
 
-``label`` and ``bucket`` decide each record from its own row (and, for ``label``, the review
-decisions naming it), so their patches are folders, ``data/interim/<stage>/``, holding one file
-per ingest partition, named after it (``r0001-<export>.parquet``, ``flywheel.store``). Each file
-carries in its metadata:
+Every stage patch, and the train and eval sets, are folders holding one file per ingest
+partition, named after it (``r0001-<export>.parquet``, ``store.patch_path``). Each file carries a
+*key* in its metadata, and a stage writes a file only when its key changed:
 
-- a *key*: a hash of everything it was computed from: the partition's identity (ingest's
-  fingerprint of the export), the stage's params, the guidelines, the stage's code, and the
-  partition's own further inputs (its review decisions; the key of its label file);
-- the counts the stage's metrics add up over partitions.
+- ``refresh``: for the stages that decide each record from its own row (``label``, ``bucket``,
+  ``queue``), the key hashes everything the partition's file is computed from: the partition's
+  identity (ingest's fingerprint of the export), the stage's params, the guidelines, the stage's
+  code, and the partition's further inputs (its review decisions; the keys of its files in the
+  layers before, ``upstream``). Only partitions whose key changed are computed; each file also
+  carries its share of the stage's metrics (``add``).
+- ``write_patches``: for the stages that decide all records together (``dedup``, ``split``), the
+  key is a hash of the file's rows (``table_digest``): they compute everything, then write only
+  the files whose rows changed, so the stages after them see the other partitions unchanged.
+- ``write_records``: the train and eval sets, whole records, keyed by the partition's identity,
+  the mask and a hash of the chosen rows.
 
-``refresh`` recomputes the files whose key changed and removes those of partitions that are
-gone. A new round computes only its new partitions and reads nothing else of the old ones but
-their footers; the folder holds the same bytes as a build from nothing (tests/test_parts.py).
+A new round computes its new partitions and writes the few other files whose rows changed; the
+folders hold the same bytes as a build from nothing (tests/test_parts.py).
 """
 
 from __future__ import annotations
