@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -121,3 +122,51 @@ def test_dvc_repro_in_a_fresh_repository(tmp_path: Path) -> None:
     run([*dvc, "repro", "-q", "--force"], tmp_path, env)
     assert snapshot(tmp_path) == first
     run(["flywheel", "validate"], tmp_path, env)
+
+
+def _flywheel_imports(module: str) -> set[str]:
+    """The flywheel modules ``flywheel.<module>`` imports (read from its source)."""
+    src = PROJECT / "src/flywheel"
+    path = src / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = src / module.replace(".", "/") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flywheel"):
+            base = (node.module or "")[len("flywheel") :].lstrip(".")
+            names = [f"{base}.{a.name}" if base else a.name for a in node.names]
+            names += [base] if base else []
+        elif isinstance(node, ast.Import):
+            names = [
+                a.name[len("flywheel.") :] for a in node.names if a.name.startswith("flywheel.")
+            ]
+        for name in names:
+            as_path = name.replace(".", "/")
+            if (src / f"{as_path}.py").exists() or (src / as_path / "__init__.py").exists():
+                found.add(name)
+    return found
+
+
+def test_dvc_deps_cover_the_code_each_stage_runs() -> None:
+    """dvc reruns a stage when a dep changes: every flywheel module the stage's module imports,
+    directly or not, must be a dep (a file, or the package folder it is in)."""
+    import yaml
+
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo.extend(_flywheel_imports(module))
+        deps = set(stage["deps"])
+        missing = sorted(
+            m
+            for m in seen
+            if f"src/flywheel/{m.replace('.', '/')}.py" not in deps
+            and f"src/flywheel/{m.split('.')[0]}" not in deps
+        )
+        assert missing == [], f"dvc.yaml: stage {name} does not depend on {missing}"

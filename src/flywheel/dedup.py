@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from flywheel import dedup_pairs, dedup_sign, minhash, parts, records, store
 from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
-from flywheel.ingest import normalize
+from flywheel.ingest_text import normalize
 from flywheel.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)

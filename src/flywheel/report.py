@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from flywheel import __version__, exports, records, reviews, schemas, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
-from flywheel.ingest import ROWS_SCHEMA
+from flywheel.ingest_ledger import ROWS_SCHEMA
 from flywheel.io import read_parquet, sha256_file, write_json, write_parquet
 
 STAGES = ("ingest", "label", "agreement", "bucket", "dedup", "queue", "split")
