@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -165,3 +166,5 @@ def test_table_digest_sees_only_the_rows_of_a_slice(
     if rows:
         changed = fresh.set_column(0, "x", pa.array([(v or 0) + 1 for v in rows]))
         assert parts.table_digest(changed) != parts.table_digest(fresh)
+    mask = np.zeros(len(data), dtype=bool)
+    assert parts.mask_digest(mask) != parts.mask_digest(np.zeros(len(data) + 1, dtype=bool))

@@ -5,15 +5,16 @@ partition, named after it (``r0001-<export>.parquet``, ``store.patch_path``). Ea
 *key* in its metadata, and a stage writes a file only when its key changed:
 
 - ``refresh``: for the stages that decide each record from its own row (``label``, ``bucket``,
-  ``queue``, ``split``), the key hashes everything the partition's file is computed from: the partition's
+  ``queue``), the key hashes everything the partition's file is computed from: the partition's
   identity (ingest's fingerprint of the export), the stage's params, the guidelines, the stage's
   code, and the partition's further inputs (its review decisions; the keys of its files in the
   layers before, ``upstream``). Only partitions whose key changed are computed; each file also
   carries its share of the stage's metrics (``add``).
-- ``write_patches``: for the stage that decides all records together (``dedup``), the key is a
-  hash of the file's rows (``table_digest``): it computes everything, then writes only the files
-  whose rows changed, so the stages after it see the other partitions unchanged.
-- ``write_records``: the train and eval sets, whole records, keyed by the partition's split key.
+- ``write_patches``: for the stages that decide all records together (``dedup``, ``split``), the
+  key is a hash of the file's rows (``table_digest``): they compute everything, then write only
+  the files whose rows changed, so the stages after them see the other partitions unchanged.
+- ``write_records``: the train and eval sets, whole records, keyed by the partition's identity,
+  the mask and a hash of the chosen rows.
 
 A new round computes its new partitions and writes the few other files whose rows changed; the
 folders hold the same bytes as a build from nothing (tests/test_parts.py).
@@ -31,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flywheel import store
+from flywheel import records, store
 from flywheel.io import sha256_file, write_parquet
 
 KEY = b"flywheel.part.key"
@@ -89,6 +90,10 @@ def table_digest(table: pa.Table) -> str:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table.take(pa.array(np.arange(table.num_rows))))
     return hashlib.sha256(memoryview(sink.getvalue())).hexdigest()
+
+
+def mask_digest(mask: npt.NDArray[np.bool_]) -> str:
+    return hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).hexdigest()
 
 
 def stored(path: Path) -> tuple[str, Counts] | None:
@@ -178,48 +183,86 @@ def write_patches(
     return written
 
 
-def write_records(layers: Sequence[Path], targets: dict[Path, str], keys: Sequence[str]) -> int:
-    """Whole records into each target folder: one file per partition (``patch_path``) holding
-    its records whose ``split`` is the target's value, in record order. ``layers``: the records
-    and every patch through split's; ``keys``: each partition's split key, which covers
-    everything its records hold. Returns how many files were written.
+def narrow_columns(layers: Sequence[Path], columns: Sequence[str]) -> list[str]:
+    """The record columns ``write_records`` reads from the patch layers (not in ``columns``)."""
+    owner = store.owners(layers, [n for n in records.SCHEMA.names if n not in columns])
+    return [n for n in owner if owner[n] > 0]
 
-    A file whose key is unchanged is not written again, so a new round writes its new
-    partitions and the few others whose records changed. One partition at a time, read once for
-    both targets: the texts are most of the bytes, and holding them all at once cost more than
-    the reading itself at a million records. Two threads read the next partitions while this
-    one writes (Arrow releases the GIL), at most ``AHEAD`` in flight.
+
+def write_records(
+    layers: Sequence[Path],
+    columns: dict[str, pa.Array | pa.ChunkedArray],
+    targets: dict[Path, npt.NDArray[np.bool_]],
+    loaded: pa.Table | None = None,
+) -> int:
+    """Whole records, ``columns`` replacing theirs, into each target folder: one file per
+    partition (``patch_path``) holding the rows its mask selects, in record order. Returns how
+    many files were written. ``loaded``: the records' columns from the patch layers, when the
+    caller has read them (``narrow_columns``).
+
+    A file whose key is unchanged is not written again: the key is a hash of the partition's
+    fingerprint, the mask, and everything else the chosen rows hold (the patches' columns and
+    ``columns``), so a new round writes its new partitions and the few files whose rows changed. One
+    partition at a time, each read once for every target that needs it: the texts are most of
+    the bytes, and holding them all at once cost more than the reading itself at a million
+    records. Two threads read and select the next partitions while this one writes (Arrow
+    releases the GIL), at most ``AHEAD`` in flight.
     """
+    names = list(records.SCHEMA.names)
+    patched = narrow_columns(layers, list(columns))
+    if loaded is not None and set(patched) <= set(loaded.column_names):
+        narrow = loaded.select(patched)  # the caller read them already
+    else:
+        narrow = store.load(layers, patched)
+    own = ["id", *[n for n in names if n not in columns and n not in patched and n != "id"]]
     files = store.partitions(layers[0])
+    spans = store.spans(files)
     for folder in targets:
         keep_only(folder, files)
-    plans: list[dict[Path, tuple[str, str]]] = []
-    for partition, part_key in zip(files, keys, strict=True):
-        plan = {}
-        for folder, value in targets.items():
-            path = store.patch_path(folder, partition)
-            file_key = key(part_key, value)
+
+    def todo(i: int) -> dict[Path, str]:
+        """The target files of partition ``i`` to write, with their keys."""
+        offset, n = spans[i]
+        parted = pa.table(
+            {
+                **{c: narrow.column(c).slice(offset, n) for c in narrow.column_names},
+                **{c: v.slice(offset, n) for c, v in columns.items()},
+            }
+        )
+        part_id = identity(files[i])
+        out = {}
+        for folder, mask in targets.items():
+            path = store.patch_path(folder, files[i])
+            chosen = mask[offset : offset + n]
+            rows = table_digest(parted.filter(pa.array(chosen)))
+            file_key = key(part_id, rows, mask_digest(chosen))
             found = stored(path)
             if found is None or found[0] != file_key:
-                plan[path] = (value, file_key)
-        plans.append(plan)
+                out[path] = file_key
+        return out
 
-    def select(i: int) -> dict[Path, tuple[pa.Table, str]]:
-        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
-        table = store.load(one)
-        split = table.column("split")
-        return {
-            path: (table.filter(pc.fill_null(pc.equal(split, value), False)), file_key)
-            for path, (value, file_key) in plans[i].items()
-        }
+    def select(i: int, paths: dict[Path, str]) -> dict[Path, tuple[pa.Table, str]]:
+        offset, n = spans[i]
+        base = pq.read_table(files[i], columns=own)
+        pieces = {c: base.column(c) for c in own}
+        pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
+        pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
+        table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
+        out = {}
+        for folder, mask in targets.items():
+            path = store.patch_path(folder, files[i])
+            if path in paths:
+                out[path] = (table.filter(pa.array(mask[offset : offset + n])), paths[path])
+        return out
 
     written = 0
-    needed = [i for i, plan in enumerate(plans) if plan]
     with ThreadPoolExecutor(2) as pool:
+        plans = list(pool.map(todo, range(len(files))))
         pending: collections.deque[Future[dict[Path, tuple[pa.Table, str]]]] = collections.deque()
+        needed = [i for i, plan in enumerate(plans) if plan]
         for j in range(len(needed) + AHEAD):
             if j < len(needed):
-                pending.append(pool.submit(select, needed[j]))
+                pending.append(pool.submit(select, needed[j], plans[needed[j]]))
             if len(pending) > AHEAD or (j >= len(needed) and pending):
                 for path, (table, file_key) in pending.popleft().result().items():
                     write_parquet(path, table, metadata={KEY: file_key.encode()})

@@ -16,7 +16,6 @@ failures are the last thing to sample away. Records whose label's guideline acti
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from flywheel import parts, records, store
 from flywheel.errors import GateError
@@ -193,9 +191,6 @@ COLUMNS = ("split", "fate", "fate_detail")
 READS = ("id", "round", "label", "reviewed", "error_category", "cluster_id", "fate", "fate_detail")
 
 
-CODE = ("split", "records", "ingest_bytes")  # the modules whose code decides a partition's split
-
-
 def run(
     layers: Sequence[Path],
     guidelines: Guidelines,
@@ -203,101 +198,59 @@ def run(
     pairs_path: Path | None = None,
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    """Split each partition whose inputs changed (``flywheel.parts``), then check leakage over
-    every record and write the train and eval files of the partitions that changed.
-
-    A record's split, its weight draw and its exclusion depend on its own row only; the caps
-    rank the open records of a capped category across partitions, so those are decided first,
-    over every record of the capped categories (``apply`` on them alone gives them the same
-    fates as over every record), and each partition's key includes its share of them."""
-    seed, fraction = int(params["seed"]), float(params["eval_fraction"])
-    sampling: dict[str, dict[str, Any]] = params.get("sampling") or {}
-    files = store.partitions(layers[0])
-    capped = _capped_fates(layers, guidelines, seed, fraction, sampling)
-    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
-    keys = []
-    for f in files:
-        ids = pq.read_table(f, columns=["id"]).column("id")
-        mine = capped.filter(pc.is_in(capped.column("id"), value_set=ids)) if len(capped) else None
-        share = parts.table_digest(mine) if mine is not None and len(mine) else ""
-        keys.append(parts.key(common, parts.identity(f), parts.upstream(layers, f), share))
-    per_record = {n: {k: v for k, v in r.items() if k != "cap"} for n, r in sampling.items()}
-
-    def compute(i: int) -> tuple[pa.Table, parts.Counts]:
-        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
-        table = apply(store.load(one, list(READS)), guidelines, seed, fraction, per_record)
-        if len(capped):  # the capped categories' fates, decided over every partition
-            at = pc.index_in(table.column("id"), value_set=capped.column("id"))
-            hit = pc.is_valid(at)
-            table = records.replace(
-                table,
-                **{c: pc.if_else(hit, capped.column(c).take(at), table.column(c)) for c in COLUMNS},
-            )
-        return table, _counts(table)
-
-    counts, computed = parts.refresh(outputs.records, files, keys, COLUMNS, compute)
-    log.info("split: %d of %d partitions split", computed, len(files))
-    decided = store.load([*layers, outputs.records], ["id", "cluster_id", "split"])
+    # Read once: the columns split decides from, and the others the train and eval files hold.
+    reads = [*READS, *(c for c in parts.narrow_columns(layers, COLUMNS) if c not in READS)]
+    table = apply(
+        store.load(layers, reads),
+        guidelines,
+        int(params["seed"]),
+        float(params["eval_fraction"]),
+        params.get("sampling"),
+    )
     pairs = read_parquet(pairs_path) if pairs_path is not None and pairs_path.exists() else None
-    leaks = leakage(decided, pairs)
+    leaks = leakage(table, pairs)
     if any(leaks.values()):
         raise GateError(
             f"{leaks['leaking_clusters']} clusters and {leaks['leaking_pairs']} near-duplicate pairs "
             "straddle train and eval; this is a bug in split assignment, please report it with "
-            "data/interim/dedup/."
+            "data/interim/dedup.parquet."
         )
+    splits = table.column("split")
+    parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
     # The splits are whole records: the texts from ingest's partitions, the rest from the
-    # stages' patches and this stage's.
-    targets = {outputs.train: "train", outputs.eval: "eval"}
-    written = parts.write_records([*layers, outputs.records], targets, keys)
+    # stages' patches and this stage's columns.
+    chosen = {
+        outputs.train: pc.equal(splits, "train"),
+        outputs.eval: pc.equal(splits, "eval"),
+    }
+    masks = {
+        path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
+    }
+    written = parts.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks, table)
     log.info("split: %d train and eval files written, the others unchanged", written)
-    total = parts.add(counts)
-    by = total.get("by_category", {})
-    shares = {}
-    for category in sorted({k.split("\x1f")[0] for k in by}):
-        train, eval_ = by.get(category + "\x1ftrain", 0), by.get(category + "\x1feval", 0)
-        shares[category] = round(eval_ / (eval_ + train), 4)
+    by = (
+        table.filter(pc.is_valid(splits))
+        .group_by(["error_category", "split"])
+        .aggregate([("id", "count")])
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in by.to_pylist():
+        counts.setdefault(row["error_category"], {"train": 0, "eval": 0})[row["split"]] = row[
+            "id_count"
+        ]
+    excluded = table.filter(pc.equal(table.column("fate"), "excluded"))
+    reasons = excluded.group_by("fate_detail").aggregate([("id", "count")]).to_pylist()
     metrics = {
-        "train": total.get("train", 0),
-        "eval": total.get("eval", 0),
-        "excluded": total.get("excluded", 0),
-        "excluded_by_reason": total.get("excluded_by_reason", {}),
+        "train": int(masks[outputs.train].sum()),
+        "eval": int(masks[outputs.eval].sum()),
+        "excluded": excluded.num_rows,
+        "excluded_by_reason": {
+            r["fate_detail"]: r["id_count"] for r in sorted(reasons, key=lambda r: r["fate_detail"])
+        },
         **leaks,
-        "eval_share_by_category": shares,
+        "eval_share_by_category": {
+            c: round(n["eval"] / (n["eval"] + n["train"]), 4) for c, n in sorted(counts.items())
+        },
     }
     write_json(outputs.metrics, metrics)
     return metrics
-
-
-def _capped_fates(
-    layers: Sequence[Path],
-    guidelines: Guidelines,
-    seed: int,
-    fraction: float,
-    sampling: dict[str, dict[str, Any]],
-) -> pa.Table:
-    """``id`` and the split columns of every record of a capped category, decided together."""
-    names = [n for n, rule in sampling.items() if "cap" in rule]
-    if not names:
-        return pa.table({"id": pa.array([], pa.string())})
-    every = store.load(layers, list(READS))
-    mine = every.filter(pc.is_in(every.column("error_category"), pa.array(names, pa.string())))
-    decided = apply(mine, guidelines, seed, fraction, sampling)
-    return decided.select(["id", *COLUMNS])
-
-
-def _counts(table: pa.Table) -> parts.Counts:
-    """A partition's share of the metrics."""
-    split, fate = table.column("split"), table.column("fate")
-    placed = table.filter(pc.is_valid(split))
-    keys = pc.binary_join_element_wise(
-        placed.column("error_category"), placed.column("split"), "\x1f"
-    )
-    excluded = table.filter(pc.equal(fate, "excluded"))
-    return {
-        "train": int(pc.sum(pc.equal(split, "train")).as_py() or 0),
-        "eval": int(pc.sum(pc.equal(split, "eval")).as_py() or 0),
-        "excluded": excluded.num_rows,
-        "excluded_by_reason": records.counts(excluded.column("fate_detail")),
-        "by_category": records.counts(keys),
-    }
