@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_pipeline import copy_sample
 
-from flywheel import guidelines, split
+from flywheel import guidelines, params, pipeline, split, store
 from records_factory import record, table
 
 G = guidelines.load()
@@ -130,3 +134,28 @@ def test_unit_hashes_in_bulk_equal_the_per_key_definition(
     got = split.unit_hashes(seed, pa.array(keys, pa.string()))
     want = [split.unit_hash(seed, "" if k is None else k) for k in keys]
     assert got.tolist() == want
+
+
+def test_the_stage_gives_each_record_the_fate_of_one_apply_over_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage splits partition by partition, the caps decided over every record of the
+    capped categories; one ``apply`` over every record must give the same columns."""
+    copy_sample(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    p = params.load(Path("params.yaml"))
+    p["split"]["sampling"] = {**p["split"]["sampling"], "ok": {"weight": 0.6, "cap": 7}}
+    for name in pipeline.ORDER[: pipeline.ORDER.index("split")]:
+        pipeline.run_stage(name)
+    pipeline.run_stage("split", overrides={"sampling": p["split"]["sampling"]})
+    whole = split.apply(
+        store.load(pipeline.LAYERS["split"], list(split.READS)),
+        G,
+        int(p["split"]["seed"]),
+        float(p["split"]["eval_fraction"]),
+        p["split"]["sampling"],
+    )
+    got = store.load([*pipeline.LAYERS["split"], split.Outputs().records], ["id", *split.COLUMNS])
+    assert got.equals(whole.select(["id", *split.COLUMNS]))
+    capped = [r for r in whole.to_pylist() if "capped" in (r["fate_detail"] or "")]
+    assert len(capped) > 5  # the caps did bite, across partitions
