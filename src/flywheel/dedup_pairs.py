@@ -34,15 +34,6 @@ _META = b"flywheel.dedup.pairs"
 _NONE: Ints = np.zeros((0, 2), dtype=np.int64)  # no pairs
 
 
-def gather(shingles: minhash.Shingles, rows: Ints) -> minhash.Shingles:
-    """The shingle sets of ``rows`` of ``shingles``, in that order."""
-    starts = shingles.offsets[rows]
-    lengths = shingles.offsets[rows + 1] - starts
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
-    return minhash.Shingles(shingles.hashes[index], offsets)
-
-
 def verify(
     sigs: Sigs,
     candidates: Ints,

@@ -57,20 +57,6 @@ class Bytes:
             [blake2b(data[a:b], digest_size=digest_size).digest() for a, b in pairwise(bounds)]
         )
 
-    def first(self) -> np.ndarray:
-        """Each row's first byte (-1 when empty)."""
-        out = np.full(len(self.starts), -1, dtype=np.int16)
-        filled = self.length > 0
-        out[filled] = self.data[self.starts[filled]]
-        return out
-
-    def last(self) -> np.ndarray:
-        """Each row's last byte (-1 when empty)."""
-        out = np.full(len(self.starts), -1, dtype=np.int16)
-        filled = self.length > 0
-        out[filled] = self.data[self.ends[filled] - 1]
-        return out
-
     def count(self, mask: np.ndarray) -> np.ndarray:
         """Per row, how many of its bytes ``mask`` (one bool per byte of ``data``) marks."""
         out = np.zeros(len(self.starts), dtype=np.int64)

@@ -105,14 +105,6 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[bytes, bytes] | No
         pq.write_table(table, f, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
 
 
-@contextlib.contextmanager
-def parquet_writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-    """A ``ParquetWriter`` onto ``path``, written atomically, as ``write_parquet`` writes: for
-    tables written piece by piece (each ``write_table`` call is at least one row group)."""
-    with atomic_open(path, "wb") as f, pq.ParquetWriter(f, schema, **PARQUET_OPTIONS) as writer:
-        yield writer
-
-
 def require_output(path: Path) -> Path:
     """``path``, or InputError when a stage output is missing."""
     if not path.exists():
