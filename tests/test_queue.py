@@ -135,7 +135,7 @@ def test_the_merged_queue_equals_one_build_over_every_record(
         pipeline.run_stage(name)
     params = params_mod.load(Path("params.yaml"))["queue"]
     whole = store.load(pipeline.LAYERS["queue"], list(stage.READS))
-    _, expected, _ = stage.build(
+    _, expected, _, _ = stage.build(
         whole,
         guidelines.load(Path("guidelines/labels.yaml")),
         float(params["confidence_threshold"]),

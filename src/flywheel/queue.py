@@ -153,9 +153,10 @@ SORT_KEYS = [
 
 def build(
     table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
-) -> tuple[pa.Table, pa.Table, Ints]:
+) -> tuple[pa.Table, pa.Table, Ints, Ints]:
     """Mark queued records (fate ``queued``); return the records, the ordered queue
-    (``QUEUE_SCHEMA``) and the row of ``table`` each queue entry is."""
+    (``QUEUE_SCHEMA``), the row of ``table`` each queue entry is, and each entry's priority
+    (the earliest of its reasons in ``priority``)."""
     masks = reason_masks(table, guidelines, threshold)
     matrix = np.stack([masks[r] for r in ALL_REASONS], axis=1)
     matrix &= ~_is_in(table.column("fate"), ["duplicate"])[:, None]
@@ -204,7 +205,7 @@ def build(
             },
         }
     ).cast(QUEUE_SCHEMA)
-    return records.typed(out), queue, rows
+    return records.typed(out), queue, rows, first[order]
 
 
 def entries(queue: pa.Table, texts: pa.Table) -> list[dict[str, Any]]:
@@ -223,7 +224,7 @@ def apply(
     table: pa.Table, guidelines: Guidelines, threshold: float, priority: list[str]
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Mark queued records (fate ``queued``) and return every ordered queue entry."""
-    out, queue, rows = build(table, guidelines, threshold, priority)
+    out, queue, rows, _ = build(table, guidelines, threshold, priority)
     return out, entries(queue, table.take(pa.array(rows)))
 
 
@@ -278,10 +279,10 @@ def run(
 
     def compute(i: int) -> tuple[pa.Table, parts.Counts]:
         one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
-        table, queue, rows = build(store.load(one, list(READS)), guidelines, threshold, priority)
-        found = queue.drop_columns(["position"]).append_column(
-            "rank", pa.array(_ranks(queue.column("reasons"), priority), pa.int64())
+        table, queue, rows, ranks = build(
+            store.load(one, list(READS)), guidelines, threshold, priority
         )
+        found = queue.drop_columns(["position"]).append_column("rank", pa.array(ranks, pa.int64()))
         found = found.append_column("row", pa.array(rows, pa.int64())).cast(ENTRIES_SCHEMA)
         write_parquet(entry_paths[i], found, metadata={parts.KEY: keys[i].encode()})
         return table, {}
@@ -328,17 +329,3 @@ def run(
     write_jsonl(outputs.export, entries(queue.slice(0, len(head)), texts))
     write_json(outputs.metrics, metrics)
     return metrics
-
-
-def _ranks(reasons: pa.ChunkedArray | pa.Array, priority: list[str]) -> Ints:
-    """Each queued record's priority: the earliest of its reasons in ``priority``."""
-    lists = reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
-    rank_of = {r: (priority.index(r) if r in priority else len(priority)) for r in ALL_REASONS}
-    flat = np.array([rank_of[r] for r in ALL_REASONS], dtype=np.int64)[
-        pc.index_in(pc.list_flatten(lists), pa.array(ALL_REASONS)).to_numpy()
-    ]
-    if not len(lists):
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64)
-    starts = offsets[:-1] - offsets[0]  # a slice's offsets count from its first list
-    return np.asarray(np.minimum.reduceat(flat, starts), dtype=np.int64)
