@@ -6,7 +6,6 @@ detector rule in ``params.yaml: bucket.detectors`` whose pattern matches; else `
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -126,11 +125,11 @@ def run(
     rules = detectors(params, guidelines)
     fields = sorted({r.field for r in rules})
     files = store.partitions(layers[0])
-    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
+    common = parts.stage_key(CODE, params, guidelines)
     keys = [parts.key(common, parts.identity(f), parts.upstream(layers, f)) for f in files]
 
     def compute(i: int) -> tuple[pa.Table, parts.Counts]:
-        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
+        one = store.partition_layers(layers, files[i])
         table = apply(store.load(one, ["id", "label", *fields]), guidelines, rules)
         cats, srcs = table.column("error_category"), table.column("category_source")
         counts = {

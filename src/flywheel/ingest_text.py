@@ -42,12 +42,14 @@ def normalized(texts: pa.Array) -> pa.Array:
     The near-duplicate stage's normalizer (``flywheel.shingles.normalize``: one compiled pass
     over the ASCII rows, Python's ``normalize`` for the rest) computes exactly this; it replaced
     a chain of pyarrow and numpy passes here that measured 4x slower."""
-    valid = pc.is_valid(texts)
+    filled = pc.fill_null(texts, "") if texts.null_count else texts
     if len(texts) < COMPILED_FROM:
-        out = pa.array([normalize(t) for t in pc.fill_null(texts, "").to_pylist()], pa.string())
-        return pc.if_else(valid, out, pa.nulls(len(texts), pa.string()))
-    out = shingles.normalize(pc.fill_null(texts, "") if texts.null_count else texts)
-    return pc.if_else(valid, out, pa.nulls(len(texts), pa.string())) if texts.null_count else out
+        out = pa.array([normalize(t) for t in filled.to_pylist()], pa.string())
+    else:
+        out = shingles.normalize(filled)
+    if not texts.null_count:
+        return out
+    return pc.if_else(pc.is_valid(texts), out, pa.nulls(len(texts), pa.string()))
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from flywheel import parts, records, reviews, store
 from flywheel.guidelines import Guidelines, version_key
-from flywheel.io import write_json
+from flywheel.io import read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,13 @@ def run(
     them, ``params`` or the guidelines (``flywheel.parts``)."""
     decisions = reviews.load(reviews_dir, guidelines)
     files = store.partitions(layers[0])
-    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
+    common = parts.stage_key(CODE, params, guidelines)
     asked = pa.array(list(decisions), pa.string())
     found = np.zeros(len(asked), dtype=bool)
     keys = []
     mine: list[dict[str, reviews.Decision]] = []
     for path in files:
-        ids = _ids(path)
+        ids = read_parquet(path, ["id"]).column("id")
         hit = np.asarray(pc.is_in(asked, value_set=ids).to_numpy(zero_copy_only=False), dtype=bool)
         found |= hit
         own = {str(i): decisions[str(i)] for i in asked.filter(pa.array(hit)).to_pylist()}
@@ -208,7 +208,3 @@ def run(
     }
     write_json(outputs.metrics, metrics)
     return metrics
-
-
-def _ids(partition: Path) -> pa.ChunkedArray:
-    return pq.read_table(partition, columns=["id"]).column("id")

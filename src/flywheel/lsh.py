@@ -147,6 +147,18 @@ def _band_keys(sigs: UInt32Array, bands: int, rows: int) -> tuple[UInt64Array, U
     return keys, whole
 
 
+def _index_bits(total: int, bands: int) -> np.uint64:
+    """The mask of the low key bits ``_buckets`` packs a flat index among ``total`` band keys
+    into (the key's high bits stay for grouping)."""
+    bits = max(int(total - 1).bit_length(), 1)
+    if bits > 40:
+        raise ValueError(
+            f"{total // bands} records x {bands} bands is too many for one LSH pass; match the "
+            "records in chunks with match_against."
+        )
+    return _U64((1 << bits) - 1)
+
+
 def _buckets(
     keys: UInt64Array,
     whole: UInt64Array,
@@ -170,20 +182,14 @@ def _buckets(
         every bucket all of whose entries are given.
     """
     total = keys.size if total is None else total
-    bits = max(int(total - 1).bit_length(), 1)
-    if bits > 40:
-        raise ValueError(
-            f"{keys.shape[0]} records x {bands} bands is too many for one LSH pass; match the "
-            "records in chunks with match_against."
-        )
     # The flat index in the low bits of the key: one in-place np.sort (SIMD for uint64) gives
     # both groups and order; measured 2-3x faster than argsort and 7x faster than lexsort.
-    low = _U64((1 << bits) - 1)
+    low = _index_bits(total, bands)
     flat = np.arange(total, dtype=np.uint64) if index is None else index
     packed = (keys.reshape(-1) & ~low) | flat
     packed.sort()
     order = (packed & low).astype(np.int64)
-    high = packed >> _U64(bits)
+    high = packed & ~low  # the key bits: equal within a bucket
     boundary = np.flatnonzero(high[1:] != high[:-1]) + 1
     starts = np.concatenate(([0], boundary)) if len(packed) else np.zeros(0, dtype=np.int64)
     sizes = np.diff(np.append(starts, len(packed)))
@@ -306,7 +312,7 @@ def cross_candidates(
     old = _check_signatures(old_signatures, "old_signatures")
     n_old, n_new = old.shape[0], new.shape[0]
     total = (n_old + n_new) * bands
-    low = _U64((1 << max(int(total - 1).bit_length(), 1)) - 1)
+    low = _index_bits(total, bands)
     new_keys, new_whole = _band_keys(new, bands, rows)
     old_keys, old_whole = _band_keys(old, bands, rows)
     # Only the buckets that hold a new record can pair it: their old entries, found by a hash

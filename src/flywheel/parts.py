@@ -23,6 +23,7 @@ folders hold the same bytes as a build from nothing (tests/test_parts.py).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -59,6 +60,12 @@ def key(*inputs: Any) -> str:
     """A hash of ``inputs`` (anything JSON can write, dataclasses by their ``str``)."""
     text = json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_key(modules: Sequence[str], params: dict[str, Any], guidelines: Any) -> str:
+    """What every partition's key of a stage shares: its code (``modules``), its params and
+    the guidelines (a dataclass)."""
+    return key(code_hash(modules), params, dataclasses.asdict(guidelines))
 
 
 def identity(partition: Path) -> str:

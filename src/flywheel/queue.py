@@ -11,7 +11,6 @@ confidence ascending (unknown confidence last), then id.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -273,12 +272,12 @@ def run(
     records (``Outputs.entries``) are kept; the queue is their merge, in queue order."""
     threshold, priority = float(params["confidence_threshold"]), list(params["priority"])
     files = store.partitions(layers[0])
-    common = parts.key(parts.code_hash(CODE), params, dataclasses.asdict(guidelines))
+    common = parts.stage_key(CODE, params, guidelines)
     keys = [parts.key(common, parts.identity(f), parts.upstream(layers, f)) for f in files]
     entry_paths = [store.patch_path(outputs.entries, f) for f in files]
 
     def compute(i: int) -> tuple[pa.Table, parts.Counts]:
-        one = [files[i], *(store.patch_path(layer, files[i]) for layer in layers[1:])]
+        one = store.partition_layers(layers, files[i])
         table, queue, rows, ranks = build(
             store.load(one, list(READS)), guidelines, threshold, priority
         )

@@ -51,6 +51,11 @@ def patch_path(folder: Path, partition: Path) -> Path:
     return folder / (partition.name[: -len(PARTITION_SUFFIX)] + ".parquet")
 
 
+def partition_layers(layers: Sequence[Path], partition: Path) -> list[Path]:
+    """The layers of one partition: its records file and its file in each patch folder."""
+    return [partition, *(patch_path(layer, partition) for layer in layers[1:])]
+
+
 def layer_columns(path: Path, records_layer: bool = False) -> list[str]:
     """The columns a layer holds (the records layer's partition folder holds every record
     column; a patch folder, those of its files)."""
