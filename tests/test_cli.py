@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import PROJECT
+from conftest import PROJECT, manifest, row, write_export
 from flywheel.cli import main
 
 LESSON = PROJECT / "tests" / "data" / "lesson.jsonl"
@@ -114,3 +116,20 @@ def test_stage_with_params_typo_exits_1_without_traceback(repo: Path) -> None:
 def test_stage_run_prints_metrics_json(repo: Path) -> None:
     code, out = invoke("ingest", "--json")
     assert code == 0 and json.loads(out)["rows_read"] == 0
+
+
+def test_the_console_script_runs_stages_without_pandas(repo: Path) -> None:
+    """``flywheel.cli.entry`` refuses pandas in its own process (pyarrow imports it only to ask
+    whether a value is a pandas object, 0.25 s a stage); pyarrow must still work without it.
+    ``main`` in its place fails this test: pandas is imported."""
+    write_export(repo, manifest("thumbs-1"), [row(i) for i in range(5)])
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print('pandas', 'pandas' in sys.modules));"
+        "from flywheel.cli import entry; sys.argv = ['flywheel', sys.argv[1]]; entry()"
+    )
+    for stage in ("ingest", "label", "bucket", "dedup", "queue", "split"):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, stage], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "pandas False", (stage, done.stdout)
