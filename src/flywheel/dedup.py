@@ -38,7 +38,16 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import dedup_pairs, dedup_sign, minhash, parts, records, store
+from flywheel import (
+    dedup_pairs,
+    dedup_round,
+    dedup_sign,
+    dedup_state,
+    minhash,
+    parts,
+    records,
+    store,
+)
 from flywheel.errors import ConfigError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_text import normalize
@@ -46,6 +55,7 @@ from flywheel.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
 RISK_ORDER = {"high": 0, "medium": 1, "low": 2, "none": 3}
 RULES = ("reviewed", "risk", "earliest")
 PAIRS_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string())])
@@ -104,18 +114,28 @@ def pairs_cache(signatures: Path) -> Path:
     return signatures.with_name(signatures.name + "_pairs.parquet")
 
 
-def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.bool_]]:
+def cluster_keys(
+    first_round: Ints, pairs: Ints, known: tuple[Ints, Bools] | None = None
+) -> tuple[Ints, Bools]:
     """Cluster ordinal of every key (keys indexed in first-delivery order), round by round.
 
     Returns ``(cluster, attached)``: the ordinal of each key's cluster (clusters numbered in the
-    order they were founded) and whether the key joined an earlier round's cluster.
+    order they were founded) and whether the key joined an earlier round's cluster. ``known``:
+    the clusters and attached flags of the leading keys, from an earlier build of their rounds
+    (``flywheel.dedup_round``); only the rounds of the keys after them are built, and ``pairs``
+    need only hold the pairs that touch those keys.
     """
     n = len(first_round)
     cluster = np.full(n, -1, dtype=np.int64)
     attached = np.zeros(n, dtype=bool)
-    next_id = 0
-    for rnd in np.unique(first_round):
+    done = 0
+    if known is not None:
+        done = len(known[0])
+        cluster[:done], attached[:done] = known
+    next_id = int(cluster.max(initial=-1)) + 1
+    for rnd in np.unique(first_round[done:]):
         new = first_round == rnd
+        new[:done] = False
         if len(pairs):
             a, b = pairs[:, 0], pairs[:, 1]
             cross_a = new[a] & (cluster[b] >= 0)
@@ -139,6 +159,13 @@ def cluster_keys(first_round: Ints, pairs: Ints) -> tuple[Ints, npt.NDArray[np.b
     return cluster, attached
 
 
+def joined_texts(texts: pa.Table, fields: Sequence[str]) -> pa.Array:
+    """The ``fields`` of each record joined by newlines: the text a key is signed and
+    shingled from."""
+    joined = pc.binary_join_element_wise(*(texts.column(f) for f in fields), "\n")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
 def apply(
     table: pa.Table,
     guidelines: Guidelines,
@@ -150,6 +177,26 @@ def apply(
 
     ``texts_at(rows)`` gives the ``dedup.fields`` columns of those rows when ``table`` lacks
     them: the stage reads texts only for the keys it signs or checks exactly."""
+    built = build(table, guidelines, params, cache, texts_at)
+    return built.records, built.pairs, built.counts
+
+
+@dataclass
+class Built:
+    records: pa.Table
+    pairs: pa.Table  # near-duplicate pairs, as ids
+    counts: dict[str, int]
+    state: dedup_state.State  # what the next round needs (``flywheel.dedup_round``)
+
+
+def build(
+    table: pa.Table,
+    guidelines: Guidelines,
+    params: dict[str, Any],
+    cache: Path | None = None,
+    texts_at: Callable[[Ints], pa.Table] | None = None,
+) -> Built:
+    """``apply``, with the state a later round builds on."""
     n = table.num_rows
     fields = list(params["fields"])
     if texts_at is None:
@@ -171,9 +218,7 @@ def apply(
     ordered_keys = key_hex.take(pa.array(order))
 
     def texts_of(ordinals: Ints) -> pa.Array:
-        texts = texts_at(first_row[order[ordinals]])
-        joined = pc.binary_join_element_wise(*(texts.column(f) for f in fields), "\n")
-        return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+        return joined_texts(texts_at(first_row[order[ordinals]]), fields)
 
     mh = minhash_params(params)
     signed = dedup_sign.sign(texts_of, ordered_keys, mh, cache)
@@ -248,9 +293,23 @@ def apply(
         "exact_duplicates": int((dup & exact).sum()),
         "near_duplicates": int((dup & ~exact).sum()),
     }
+    label, conflicted = dedup_state.cluster_labels(rec_cluster, table.column("label"), len(rep_pos))
+    state = dedup_state.State(
+        keys=ordered_keys,
+        cluster=cluster,
+        attached=attached,
+        first_row=first_row[order],
+        kept_id=ids.take(pa.array(first_kept[order])),
+        rep_row=rep_pos,
+        rep_id=ids.take(pa.array(rep_pos)),
+        rep_key=rank[key_of[rep_pos]],
+        size=np.bincount(rec_cluster, minlength=len(rep_pos)),
+        label=label,
+        conflicted=conflicted,
+    )
     if saving is not None:
         saving.result()
-    return records.typed(out), pair_ids, counts
+    return Built(records.typed(out), pair_ids, counts, state)
 
 
 def _first_keys(cluster: Ints) -> Ints:
@@ -334,6 +393,7 @@ class Outputs:
     records: Path = Path("data/interim/dedup")  # one patch file per partition
     pairs: Path = Path("data/interim/pairs.parquet")
     cache: Path = Path("data/cache/minhash")  # flywheel.signature_store segments
+    state: Path = Path("data/cache/dedup")  # flywheel.dedup_state
     metrics: Path = Path("metrics/dedup.json")
 
 
@@ -359,14 +419,21 @@ def run(
     params: dict[str, Any],
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
+    """The stage: a new round against the state of the earlier ones when it applies
+    (``flywheel.dedup_round``), else every record; both give the same outputs."""
+    metrics = dedup_round.extend(layers, guidelines, params, outputs)
+    if metrics is not None:
+        return metrics
     fields = list(params["fields"])
-    table, pairs, counts = apply(
-        store.load(layers, list(READS)),
+    table = store.load(layers, list(READS))
+    built = build(
+        table,
         guidelines,
         params,
         outputs.cache,
         texts_at=lambda rows: store.take(layers, fields, rows),
     )
+    table, counts = built.records, built.counts
     # Cache hits depend on what earlier builds left, not on the inputs: logged, not a metric,
     # so that the same inputs give byte-identical metrics.
     computed, reused = counts.pop("signatures_computed"), counts.pop("signatures_reused")
@@ -383,7 +450,19 @@ def run(
         "largest_cluster": int(sizes.max(initial=0)),
         "conflicting_clusters": sum(1 for r in reasons if r and "conflicting_duplicates" in r),
     }
-    parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
-    write_parquet(outputs.pairs, pairs)
+    files = store.partitions(layers[0])
+    parts.write_patches(outputs.records, files, table, COLUMNS)
+    write_parquet(outputs.pairs, built.pairs)
     write_json(outputs.metrics, metrics)
+    rounds = table.column("round")
+    dedup_round.save_state(
+        layers,
+        files,
+        guidelines,
+        params,
+        outputs,
+        built.state,
+        metrics,
+        int(pc.max(rounds).as_py()) if len(rounds) else -1,
+    )
     return metrics

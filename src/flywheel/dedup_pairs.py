@@ -86,29 +86,57 @@ def _rounds_pairs(sigs: Sigs, bounds: list[int], bands: int, rows: int) -> Ints:
     return lsh._unique_pairs(found[:, 0], found[:, 1], max(len(sigs), 1)) if len(found) else found
 
 
-def _settings(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
+def settings_of(mh: minhash.MinHashParams, threshold: float) -> dict[str, object]:
     return {"minhash": mh.to_dict(), "threshold": threshold, "margin_sd": DEFAULT_MARGIN_SD}
+
+
+def _read(cache: Path) -> tuple[dict[str, object], Ints] | None:
+    """The cached pairs and their metadata (None: no readable cache)."""
+    if not cache.exists():
+        return None
+    try:
+        table = pq.read_table(cache)
+        meta = json.loads((table.schema.metadata or {})[_META])
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        return None
+    pairs = np.stack((table.column("a").to_numpy(), table.column("b").to_numpy()), axis=1)
+    return meta, pairs.astype(np.int64)
 
 
 def _load(
     cache: Path, keys: pa.Array, bounds: list[int], settings: dict[str, object]
 ) -> tuple[int, Ints]:
     """How many leading keys the cached pairs cover (0: none usable), and those pairs."""
-    none = (0, _NONE)
-    if not cache.exists():
-        return none
-    try:
-        table = pq.read_table(cache)
-        meta = json.loads((table.schema.metadata or {})[_META])
-    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
-        return none
-    n = int(meta.get("keys", -1))
-    if meta.get("settings") != settings or n not in bounds or n > len(keys):
-        return none
-    if meta.get("digest") != records.strings_digest(keys.slice(0, n)):
-        return none
-    pairs = np.stack((table.column("a").to_numpy(), table.column("b").to_numpy()), axis=1)
-    return n, pairs.astype(np.int64)
+    found = _read(cache)
+    if found is None:
+        return 0, _NONE
+    meta, pairs = found
+    n = meta.get("keys", -1)
+    if meta.get("settings") != settings or n not in bounds or not isinstance(n, int):
+        return 0, _NONE
+    if n > len(keys) or meta.get("digest") != records.strings_digest(keys.slice(0, n)):
+        return 0, _NONE
+    return n, pairs
+
+
+def cached(cache: Path, n: int, digest: str, settings: dict[str, object]) -> Ints | None:
+    """The cached pairs when they are those of ``n`` keys whose ``strings_digest`` is
+    ``digest``, found with ``settings`` (``flywheel.dedup_round``); else None."""
+    found = _read(cache)
+    if found is None:
+        return None
+    meta, pairs = found
+    if (meta.get("keys"), meta.get("digest"), meta.get("settings")) != (n, digest, settings):
+        return None
+    return pairs
+
+
+def save(cache: Path, pairs: Ints, digest: str, n: int, settings: dict[str, object]) -> None:
+    """Keep ``pairs`` of ``n`` keys (``digest``: their ``strings_digest``) for the next build."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"keys": n, "digest": digest, "settings": settings}
+    table = pa.table({"a": pa.array(pairs[:, 0]), "b": pa.array(pairs[:, 1])})
+    write_parquet(cache, table, metadata={_META: json.dumps(meta, sort_keys=True).encode()})
 
 
 def find(
@@ -130,7 +158,7 @@ def find(
     bands, rows = minhash.lsh_params(threshold, mh.num_perm)
     change = np.flatnonzero(np.diff(first_round)) + 1
     bounds = [0, *change.tolist(), n] if n else [0]
-    settings = _settings(mh, threshold)
+    settings = settings_of(mh, threshold)
     done, pairs = _load(cache, keys, bounds, settings) if cache is not None else (0, _NONE)
     if done == 0 and len(bounds) > 2:  # every round to match: one pass (``_rounds_pairs``)
         candidates = [_rounds_pairs(sigs, bounds, bands, rows)]
@@ -144,8 +172,5 @@ def find(
     found = np.concatenate((pairs, verify(sigs, fresh, threshold, mh, shingles_of)))
     out = found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found
     if cache is not None and done < n:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"keys": n, "digest": records.strings_digest(keys), "settings": settings}
-        table = pa.table({"a": pa.array(out[:, 0]), "b": pa.array(out[:, 1])})
-        write_parquet(cache, table, metadata={_META: json.dumps(meta, sort_keys=True).encode()})
+        save(cache, out, records.strings_digest(keys), n, settings)
     return out, done

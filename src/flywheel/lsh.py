@@ -299,7 +299,7 @@ def near_duplicates(
 
 def cross_candidates(
     new_signatures: npt.ArrayLike,
-    old_signatures: npt.ArrayLike,
+    old_signatures: npt.ArrayLike | list[npt.ArrayLike],
     bands: int,
     rows: int,
     *,
@@ -307,14 +307,21 @@ def cross_candidates(
 ) -> Int64Array:
     """Candidate pairs ``(new_index, old_index)`` between new and old records, unverified: the
     cross pairs ``candidate_pairs`` gives over ``old`` followed by ``new`` (see
-    ``match_against``, which verifies them)."""
+    ``match_against``, which verifies them). ``old_signatures`` may be a list of matrices,
+    the old records in turn (a store's memory-mapped segments, not copied into one)."""
     new = _check_signatures(new_signatures, "new_signatures")
-    old = _check_signatures(old_signatures, "old_signatures")
-    n_old, n_new = old.shape[0], new.shape[0]
+    pieces = old_signatures if isinstance(old_signatures, list) else [old_signatures]
+    olds = [_check_signatures(piece, "old_signatures") for piece in pieces]
+    n_old, n_new = sum(old.shape[0] for old in olds), new.shape[0]
     total = (n_old + n_new) * bands
     low = _index_bits(total, bands)
     new_keys, new_whole = _band_keys(new, bands, rows)
-    old_keys, old_whole = _band_keys(old, bands, rows)
+    old_parts = [_band_keys(old, bands, rows) for old in olds if old.shape[0]]
+    if len(old_parts) == 1:
+        old_keys, old_whole = old_parts[0]
+    else:
+        old_keys = np.concatenate([k for k, _ in old_parts] or [np.zeros((0, bands), _U64)])
+        old_whole = np.concatenate([w for _, w in old_parts] or [np.zeros(0, _U64)])
     # Only the buckets that hold a new record can pair it: their old entries, found by a hash
     # lookup, are sorted with the new ones instead of every old band key (a sort of 9 million
     # keys for a million old records, where a round adds a few thousand).

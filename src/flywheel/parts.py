@@ -169,14 +169,19 @@ def keep_only(folder: Path, partitions: Sequence[Path]) -> None:
 
 
 def write_patches(
-    folder: Path, partitions: Sequence[Path], table: pa.Table, columns: Sequence[str]
+    folder: Path,
+    partitions: Sequence[Path],
+    table: pa.Table,
+    columns: Sequence[str],
+    others: Sequence[Path] = (),
 ) -> int:
     """The patch of a stage that decides all records together (``dedup``, ``queue``'s order,
     ``split``), as a folder of one file per partition: ``table``'s rows of each partition in
     turn. A file whose rows are unchanged is not written again (its key is a hash of them), and
     keeps its key, so the stages after it see that partition unchanged. Returns how many files
-    were written."""
-    keep_only(folder, partitions)
+    were written. ``others``: partitions whose files stay as they are (the folder's files of
+    partitions in neither list are removed)."""
+    keep_only(folder, [*others, *partitions])
     patch = store.patch(table, columns)
     written = 0
     for partition, (offset, n) in zip(partitions, store.spans(partitions), strict=True):

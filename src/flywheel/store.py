@@ -108,13 +108,22 @@ def owners(layers: Sequence[Path], wanted: Sequence[str]) -> dict[str, int]:
     return owner
 
 
-def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Table:
+def load(
+    layers: Sequence[Path],
+    columns: Sequence[str] | None = None,
+    only: Sequence[Path] | None = None,
+) -> pa.Table:
     """The records with ``columns`` (default: all, in schema order), each column from the last
     of ``layers`` that has it; ``layers[0]`` is the records (a partition folder or a full record
     table), the rest patches in the same row order. A patch whose ids differ from the records'
-    is refused: it is stale (written for other records), and ``dvc repro`` rebuilds it."""
+    is refused: it is stale (written for other records), and ``dvc repro`` rebuilds it.
+    ``only``: the records of these partitions alone (every layer a folder)."""
     wanted = list(columns) if columns is not None else list(records.SCHEMA.names)
     files = partitions(layers[0]) if layers[0].is_dir() else None
+    if only is not None:
+        if files is None or not all(layer.is_dir() for layer in layers):
+            raise ValueError("load(only=...) needs every layer to be a partition folder.")
+        files = list(only)
     if files == []:
         return records.schema_of(wanted).empty_table()
     owner = owners(layers, wanted)
@@ -123,7 +132,7 @@ def load(layers: Sequence[Path], columns: Sequence[str] | None = None) -> pa.Tab
     first = ["id", *[c for c in wanted if owner[c] == 0 and c != "id"]]
     folders = [i for i in used[1:] if layers[i].is_dir()]
     part_digests: list[str] = []
-    if files is not None and folders:  # patch folders are checked partition by partition
+    if files is not None and (folders or only is not None):  # checked partition by partition
         pieces = [pq.read_table(p, columns=first) for p in files]
         part_digests = [records.strings_digest(p.column("id")) for p in pieces]
         tables[0] = _concat(pieces, first)

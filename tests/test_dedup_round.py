@@ -1,0 +1,172 @@
+"""flywheel.dedup_round: a new round decided against the kept state of the earlier ones leaves
+the bytes that deciding every record leaves, and the state is used only when it applies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import fresh_repo, manifest, row, write_export
+from flywheel import pipeline, store
+
+OUTPUTS = (
+    "data/interim/dedup",
+    "data/interim/pairs.parquet",
+    "metrics/dedup.json",
+    "data/cache/minhash",
+    "data/cache/minhash_pairs.parquet",
+    "data/cache/dedup",
+)
+BEFORE = ("ingest", "label", "bucket")
+LABELS = ("correct_and_polite", "partially_correct", "hallucinated_promise")
+# Replies built from a few long sentences: records sharing most of them are near-duplicates
+# at the default threshold (word 3-grams, Jaccard 0.8), equal ones exact duplicates.
+SENTENCES = [
+    "Your parcel left our warehouse on Monday and the carrier expects to deliver it by Thursday.",
+    "You can follow every step of the delivery with the tracking link in your confirmation email.",
+    "If it has not arrived by Friday evening, reply to this message and we will send a new one.",
+    "We are sorry for the wait and have added a voucher for your next order to your account.",
+    "Our support team is available every day from eight in the morning to eight in the evening.",
+    "Refunds reach the original payment method within five working days of our confirmation.",
+]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    out = {}
+    for name in OUTPUTS:
+        path = root / name
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file():
+                out[f.relative_to(root).as_posix()] = f.read_bytes()
+    return out
+
+
+def run(*stages: str) -> None:
+    for stage in stages:
+        pipeline.run_stage(stage)
+
+
+def reply(choice: list[int], tail: str) -> str:
+    return " ".join(SENTENCES[i] for i in choice) + tail
+
+
+def export(round_: int, rows: list[dict[str, object]], name: str = "") -> None:
+    write_export(Path.cwd(), manifest(f"r{round_}-thumbs{name}", round=round_), rows)
+
+
+def compare_with_deciding_everything(root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Run dedup on ``root`` (which must take the kept state) and on a copy without the state;
+    the outputs must be equal byte for byte."""
+    full = root.parent / (root.name + "-full")
+    shutil.copytree(root, full)
+    shutil.rmtree(full / "data/cache/dedup")
+    with caplog.at_level(logging.INFO, logger="flywheel.dedup"):
+        caplog.clear()
+        run("dedup")
+        assert any("new records against" in m for m in caplog.messages), caplog.messages
+    os.chdir(full)
+    try:
+        run("dedup")
+    finally:
+        os.chdir(root)
+    assert files(root) == files(full)
+    shutil.rmtree(full)
+
+
+@st.composite
+def rounds(draw: st.DrawFn) -> list[list[dict[str, object]]]:
+    """Two to four rounds of records whose replies repeat and overlap."""
+    out = []
+    n = 0
+    for _ in range(draw(st.integers(2, 4))):
+        batch = []
+        for _ in range(draw(st.integers(1, 8))):
+            choice = draw(st.lists(st.integers(0, len(SENTENCES) - 1), min_size=3, max_size=5))
+            tail = draw(st.sampled_from(["", " Thanks!", " Kind regards, Anna."]))
+            a = draw(st.sampled_from(LABELS))
+            b = draw(st.sampled_from([a, a, *LABELS]))
+            batch.append(row(n, a, b, prompt="Where is my parcel?", response=reply(choice, tail)))
+            n += 1
+        out.append(batch)
+    return out
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=rounds(), cap=st.sampled_from([1, 2]))
+def test_a_new_round_gives_the_bytes_of_deciding_every_record(
+    data: list[list[dict[str, object]]], cap: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fresh_repo() as root:
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["dedup"]["cluster_cap"] = cap
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        for r, batch in enumerate(data[:-1], start=1):
+            export(r, batch)
+        run(*BEFORE, "dedup")
+        export(len(data), data[-1])
+        run(*BEFORE)
+        compare_with_deciding_everything(root, caplog)
+
+
+@pytest.fixture
+def two_rounds(repo: Path) -> Path:
+    """Round 1 built; round 2 holds an exact duplicate of a round-1 record with another label."""
+    text = reply([0, 1, 2], "")
+    export(1, [row(0, prompt="Where is it?", response=text), row(1)])
+    run(*BEFORE, "dedup")
+    export(
+        2, [row(2, "partially_correct", "partially_correct", prompt="Where is it?", response=text)]
+    )
+    run(*BEFORE)
+    return repo
+
+
+def test_a_conflicting_new_member_queues_the_earlier_representative(
+    two_rounds: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = store.patch_path(
+        two_rounds / "data/interim/dedup", store.partitions(two_rounds / "data/interim/ingest")[0]
+    )
+    before = first.read_bytes()
+    compare_with_deciding_everything(two_rounds, caplog)
+    assert first.read_bytes() != before  # the earlier representative's file was written again
+    table = store.load(pipeline.LAYERS["queue"], ["id", "queue_reasons", "fate"])
+    reasons = table.column("queue_reasons").to_pylist()
+    fates = table.column("fate").to_pylist()
+    marked = [i for i, r in enumerate(reasons) if r and "conflicting_duplicates" in r]
+    assert [table.column("id")[i].as_py() for i in marked] == [table.column("id")[0].as_py()]
+    assert fates.count("duplicate") == 1
+
+
+@pytest.mark.parametrize("change", ["earlier round", "changed earlier partition", "params"])
+def test_the_state_is_not_used_when_it_does_not_apply(
+    two_rounds: Path, caplog: pytest.LogCaptureFixture, change: str
+) -> None:
+    if change == "earlier round":
+        export(1, [row(7, prompt="Late", response=reply([3, 4, 5], ""))], name="-late")
+    elif change == "changed earlier partition":
+        export(1, [row(0), row(1), row(8)])
+    else:
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["dedup"]["representative"] = ["earliest"]
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+    run(*BEFORE)
+    full = two_rounds.parent / (two_rounds.name + "-full")
+    shutil.copytree(two_rounds, full)
+    shutil.rmtree(full / "data/cache/dedup")
+    with caplog.at_level(logging.INFO, logger="flywheel.dedup"):
+        run("dedup")
+    assert any("deciding every record" in m for m in caplog.messages), caplog.messages
+    os.chdir(full)
+    run("dedup")
+    os.chdir(two_rounds)
+    assert files(two_rounds) == files(full)
