@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -124,18 +125,21 @@ def test_table_rule_matches_the_one_record_rule(spec: list[tuple[Any, ...]]) -> 
     assert {r["id"] for r in out.to_pylist() if r["fate"] == "queued"} == set(expected)
 
 
+@pytest.mark.parametrize("limit", [None, 7, 5000])
 def test_the_merged_queue_equals_one_build_over_every_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None
 ) -> None:
     """The stage decides each partition on its own and merges their queued records; deciding
-    the whole table at once must give the same queue, in the same order."""
+    the whole table at once must give the same queue, in the same order, and the same first
+    ``export_limit`` entries with their texts (which the stage keeps per partition)."""
     copy_sample(tmp_path)
     monkeypatch.chdir(tmp_path)
-    for name in pipeline.ORDER[: pipeline.ORDER.index("queue") + 1]:
+    for name in pipeline.ORDER[: pipeline.ORDER.index("queue")]:
         pipeline.run_stage(name)
+    pipeline.run_stage("queue", overrides={"export_limit": limit})
     params = params_mod.load(Path("params.yaml"))["queue"]
     whole = store.load(pipeline.LAYERS["queue"], list(stage.READS))
-    _, expected, _, _ = stage.build(
+    _, expected, rows, _ = stage.build(
         whole,
         guidelines.load(Path("guidelines/labels.yaml")),
         float(params["confidence_threshold"]),
@@ -143,3 +147,7 @@ def test_the_merged_queue_equals_one_build_over_every_record(
     )
     assert expected.num_rows > 10
     assert pq.read_table("data/queue.parquet").equals(expected)
+    n = expected.num_rows if limit is None else min(limit, expected.num_rows)
+    texts = store.take(pipeline.LAYERS["queue"], stage.ENTRY_FIELDS, rows[:n])
+    lines = Path("data/queue.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == stage.entries(expected.slice(0, n), texts)

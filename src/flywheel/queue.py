@@ -256,6 +256,13 @@ CODE = ("queue", "records")  # the modules whose code decides a partition's queu
 ENTRIES_SCHEMA = pa.schema(
     [*(f for f in QUEUE_SCHEMA if f.name != "position"), ("rank", pa.int64()), ("row", pa.int64())]
 )
+# What data/queue.jsonl adds to a queue entry: kept beside a partition's first
+# ``queue.export_limit`` entries (null beyond them), since the queue's first entries are among
+# them. Reading them for the head took the texts of every partition holding one (1 s at 1M).
+HEAD_FIELDS = tuple(f for f in ENTRY_FIELDS if f not in ENTRIES_SCHEMA.names)
+CACHE_SCHEMA = pa.schema(
+    [*ENTRIES_SCHEMA, *(f.with_nullable(True) for f in records.schema_of(HEAD_FIELDS))]
+)
 
 
 def run(
@@ -276,14 +283,23 @@ def run(
     keys = [parts.key(common, parts.identity(f), parts.upstream(layers, f)) for f in files]
     entry_paths = [store.patch_path(outputs.entries, f) for f in files]
 
+    limit = params.get("export_limit")
+
     def compute(i: int) -> tuple[pa.Table, parts.Counts]:
         one = store.partition_layers(layers, files[i])
         table, queue, rows, ranks = build(
             store.load(one, list(READS)), guidelines, threshold, priority
         )
         found = queue.drop_columns(["position"]).append_column("rank", pa.array(ranks, pa.int64()))
-        found = found.append_column("row", pa.array(rows, pa.int64())).cast(ENTRIES_SCHEMA)
-        write_parquet(entry_paths[i], found, metadata={parts.KEY: keys[i].encode()})
+        found = found.append_column("row", pa.array(rows, pa.int64()))
+        head = rows if limit is None else rows[: int(limit)]
+        texts = store.take(one, HEAD_FIELDS, np.asarray(head, dtype=np.int64))
+        for name in HEAD_FIELDS:
+            pad = pa.nulls(len(rows) - len(head), texts.schema.field(name).type)
+            found = found.append_column(name, pa.concat_arrays([_array(texts[name]), pad]))
+        write_parquet(
+            entry_paths[i], found.cast(CACHE_SCHEMA), metadata={parts.KEY: keys[i].encode()}
+        )
         return table, {}
 
     parts.refresh(outputs.records, files, keys, COLUMNS, compute)
@@ -293,13 +309,23 @@ def run(
         found = parts.stored(path)
         if found is None or found[0] != keys[i]:  # the patch was kept, its entries were not
             compute(i)
-        piece = pq.read_table(path)
+        piece = pq.read_table(path, columns=ENTRIES_SCHEMA.names)
+        piece = piece.set_column(
+            piece.schema.get_field_index("row"), "row", pc.add(piece.column("row"), offset[0])
+        )
+        at = pa.array(np.arange(piece.num_rows, dtype=np.int64))
         pieces.append(
-            piece.set_column(
-                piece.schema.get_field_index("row"), "row", pc.add(piece.column("row"), offset[0])
+            piece.append_column("part", pa.array(np.full(piece.num_rows, i))).append_column(
+                "at", at
             )
         )
-    entries_ = pa.concat_tables(pieces) if pieces else ENTRIES_SCHEMA.empty_table()
+    entries_ = (
+        pa.concat_tables(pieces)
+        if pieces
+        else ENTRIES_SCHEMA.empty_table()
+        .append_column("part", pa.array([], pa.int64()))
+        .append_column("at", pa.array([], pa.int64()))
+    )
     order = pc.sort_indices(
         entries_.rename_columns(
             ["confidence" if c == "model_confidence" else c for c in entries_.column_names]
@@ -308,23 +334,52 @@ def run(
     )
     ordered = entries_.take(order)
     queue = (
-        ordered.drop_columns(["rank", "row"])
+        ordered.drop_columns(["rank", "row", "part", "at"])
         .add_column(0, "position", pa.array(np.arange(1, ordered.num_rows + 1, dtype=np.int64)))
         .cast(QUEUE_SCHEMA)
     )
-    rows = ordered.column("row").to_numpy()
-    limit = params.get("export_limit")
-    head = rows if limit is None else rows[: int(limit)]
-    texts = store.take(layers, ENTRY_FIELDS, np.asarray(head, dtype=np.int64))
+    n_head = queue.num_rows if limit is None else min(int(limit), queue.num_rows)
+    texts = _head_texts(
+        entry_paths,
+        queue.slice(0, n_head),
+        ordered.column("part").to_numpy()[:n_head],
+        ordered.column("at").to_numpy()[:n_head],
+    )
     flat = pc.list_flatten(queue.column("reasons"))
     metrics = {
         "queued": queue.num_rows,
-        "exported": len(head),
+        "exported": n_head,
         "by_reason": records.counts(flat),
         "by_first_reason": records.counts(queue.column("reason")),
         "by_category": records.counts(queue.column("error_category")),
     }
     write_parquet(outputs.queue, queue)
-    write_jsonl(outputs.export, entries(queue.slice(0, len(head)), texts))
+    write_jsonl(outputs.export, entries(queue.slice(0, n_head), texts))
     write_json(outputs.metrics, metrics)
     return metrics
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _head_texts(paths: Sequence[Path], head: pa.Table, part: Ints, at: Ints) -> pa.Table:
+    """``ENTRY_FIELDS`` of the queue's first entries (``head``): the queue's own columns, and
+    ``HEAD_FIELDS`` from the cached entries of the partitions holding them (entry ``at`` of
+    partition ``part``)."""
+    columns: dict[str, list[pa.Array]] = {name: [] for name in HEAD_FIELDS}
+    where = np.empty(len(part), dtype=np.int64)
+    done = 0
+    for i in np.unique(part).tolist():
+        mine = np.flatnonzero(part == i)
+        cached = pq.read_table(paths[i], columns=list(HEAD_FIELDS)).take(pa.array(at[mine]))
+        for name in HEAD_FIELDS:
+            columns[name].append(_array(cached[name]))
+        where[mine] = done + np.arange(len(mine))
+        done += len(mine)
+    back = pa.array(where, pa.int64())  # head entry j is entry where[j] of the concatenation
+    found = {
+        name: (pa.concat_arrays(v) if v else pa.array([], CACHE_SCHEMA.field(name).type)).take(back)
+        for name, v in columns.items()
+    }
+    return pa.table({name: found[name] if name in found else head[name] for name in ENTRY_FIELDS})
