@@ -15,8 +15,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
+from flywheel import schemas
+
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO / "schema"
+PACKAGE_SCHEMAS = REPO / "src" / "flywheel" / "schema"
 SCRIPT = REPO / "scripts" / "make_sample.py"
 GENERATED = ("data/raw", "data/reviews")
 MAX_BYTES = 2 * 1024 * 1024
@@ -95,6 +98,14 @@ def reviews() -> list[dict[str, Any]]:
         out.extend(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
     assert out, "no review decisions under data/reviews"
     return out
+
+
+@pytest.mark.parametrize("name", schemas.NAMES)
+def test_every_shipped_schema_is_valid_draft_2020_12(name: str) -> None:
+    """flywheel.schemas.validator does not check its schemas at run time; this does."""
+    text = (PACKAGE_SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8")
+    Draft202012Validator.check_schema(json.loads(text))
+    assert text == (SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8")
 
 
 def test_committed_sample_is_what_the_script_makes(generated: Path) -> None:
