@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel import exports, parts, records
+from flywheel import exports, file_hashes, parts, records
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA, THREADS
-from flywheel.io import sha256_file, write_jsonl, write_parquet
+from flywheel.io import write_jsonl, write_parquet
 from flywheel.store import FINGERPRINT_KEY, PARTITION_SUFFIX, partition_name
 
 ROWS_SUFFIX = ".rows.parquet"
@@ -84,15 +83,15 @@ def part_name(export: exports.Export) -> str:
 def fingerprints(
     found: Sequence[exports.Export], guidelines: Guidelines, params: dict[str, Any]
 ) -> list[str]:
-    """The fingerprint of each export (its file hashed in threads: hashlib releases the GIL)."""
+    """The fingerprint of each export (its file's hash remembered by its stat, else hashed in
+    threads: ``flywheel.file_hashes``)."""
     common = {
         "code": parts.code_hash(MODULES),
         "params": {k: v for k, v in params.items() if k != "raw_dir"},
         "labels": list(guidelines.label_names),
         "guidelines_version": guidelines.version,
     }
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        files = list(pool.map(sha256_file, [e.file for e in found]))
+    files = file_hashes.sha256_files([e.file for e in found], THREADS)
     out = []
     for export, file_hash in zip(found, files, strict=True):
         key = {
