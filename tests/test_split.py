@@ -159,3 +159,19 @@ def test_the_stage_gives_each_record_the_fate_of_one_apply_over_every_record(
     assert got.equals(whole.select(["id", *split.COLUMNS]))
     capped = [r for r in whole.to_pylist() if "capped" in (r["fate_detail"] or "")]
     assert len(capped) > 5  # the caps did bite, across partitions
+
+
+def test_leakage_counts_clusters_and_pairs_across_splits() -> None:
+    """The gate's oracle: counted by hand on a table that leaks, and zero once it does not."""
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "cluster_id": ["c1", "c1", "c2", "c3", "c4", "c5"],
+            "split": ["train", "eval", "train", "eval", None, "train"],
+        }
+    )
+    pairs = pa.table({"a": ["c", "c", "e", "a", "x"], "b": ["d", "f", "d", "c", "d"]})
+    # c1 straddles; pairs c-d cross, c-f and a-c do not, e-d and x-d have an end outside a split
+    assert split.leakage(table, pairs) == {"leaking_clusters": 1, "leaking_pairs": 1}
+    clean = table.set_column(2, "split", pa.array(["train"] * 5 + [None], pa.string()))
+    assert split.leakage(clean, pairs) == {"leaking_clusters": 0, "leaking_pairs": 0}
