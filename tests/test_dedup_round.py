@@ -8,13 +8,15 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fresh_repo, manifest, row, write_export
-from flywheel import pipeline, store
+from flywheel import dedup_state, pipeline, store
 
 OUTPUTS = (
     "data/interim/dedup",
@@ -170,3 +172,22 @@ def test_the_state_is_not_used_when_it_does_not_apply(
     run("dedup")
     os.chdir(two_rounds)
     assert files(two_rounds) == files(full)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.one_of(st.none(), st.sampled_from(["b", "a", "ok", "Z"]))),
+        max_size=40,
+    )
+)
+def test_cluster_labels_are_the_smallest_label_and_whether_there_are_two(
+    members: list[tuple[int, str | None]],
+) -> None:
+    n = 7
+    cluster = np.array([c for c, _ in members], dtype=np.int64)
+    labels = pa.chunked_array([pa.array([lab for _, lab in members], pa.string())])
+    smallest, conflicted = dedup_state.cluster_labels(cluster, labels, n)
+    for c in range(n):
+        found = {lab for k, lab in members if k == c and lab is not None}
+        assert smallest[c].as_py() == (min(found) if found else None)
+        assert conflicted[c] == (len(found) > 1)

@@ -263,7 +263,8 @@ def build(
     cluster_names = pc.binary_join_element_wise(
         "c-", pc.utf8_slice_codeunits(ordered_keys.take(pa.array(_first_keys(cluster))), 0, 16), ""
     )
-    reasons = _conflicts(table, rec_cluster, founders)
+    label, conflicted = dedup_state.cluster_labels(rec_cluster, table.column("label"), len(rep_pos))
+    reasons = _conflicts(table, rec_cluster, founders, conflicted)
     out = records.replace(
         table,
         cluster_id=cluster_names.take(pa.array(rec_cluster)),
@@ -357,20 +358,12 @@ def _fill_order(table: pa.Table, guidelines: Guidelines, cluster: Ints, rules: l
 
 
 def _conflicts(
-    table: pa.Table, cluster: Ints, founders: npt.NDArray[np.bool_]
+    table: pa.Table, cluster: Ints, founders: Bools, conflicted: Bools
 ) -> list[list[str] | None]:
-    """``["conflicting_duplicates"]`` for the representative of a cluster with several labels."""
-    labelled = pa.table({"cluster": cluster, "label": table.column("label")}).filter(
-        pc.is_valid(table.column("label"))
-    )
-    counts = labelled.group_by("cluster").aggregate([("label", "count_distinct")])
-    conflicted = (
-        counts.filter(pc.greater(counts.column("label_count_distinct"), 1))
-        .column("cluster")
-        .to_numpy()
-    )
+    """``["conflicting_duplicates"]`` for the representative of a cluster with several labels
+    (``conflicted``, by cluster)."""
     carried = table.column("queue_reasons").to_pylist()
-    mark = founders & np.isin(cluster, conflicted)
+    mark = founders & conflicted[cluster]
     return [
         [*(c or []), "conflicting_duplicates"]
         if m and "conflicting_duplicates" not in (c or [])

@@ -97,17 +97,27 @@ def cluster_labels(
     cluster: Ints, labels: pa.ChunkedArray | pa.Array, n: int
 ) -> tuple[pa.Array, Bools]:
     """Per cluster ``0..n-1``: the smallest label of its records (null: none labelled) and
-    whether they carry two or more."""
-    labelled = pa.table({"cluster": cluster, "label": labels}).filter(pc.is_valid(labels))
-    grouped = labelled.group_by("cluster").aggregate(
-        [("label", "min"), ("label", "count_distinct")]
-    )
-    at = grouped.column("cluster").to_numpy()
-    smallest = pa.nulls(n, pa.string()).to_numpy(zero_copy_only=False).astype(object)
-    smallest[at] = grouped.column("label_min").to_numpy(zero_copy_only=False)
-    conflicted = np.zeros(n, dtype=bool)
-    conflicted[at] = grouped.column("label_count_distinct").to_numpy() > 1
-    return pa.array(smallest, pa.string()), conflicted
+    whether they carry two or more. Labels are a handful of names: their codes, ranked in
+    name order, make this a sort of integers (an Arrow group-by on the strings took 0.6 s
+    at a million records)."""
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    encoded = pc.dictionary_encode(labels)
+    names = encoded.dictionary.to_pylist()
+    by_name = sorted(range(len(names)), key=lambda i: names[i])
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_name] = np.arange(len(names))
+    valid = np.asarray(pc.is_valid(labels).to_numpy(zero_copy_only=False), dtype=bool)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
+    width = max(len(names), 1)
+    pairs = np.unique(cluster[valid] * width + rank[codes])  # each (cluster, label) once
+    owner, label_rank = pairs // width, pairs % width
+    first = np.r_[True, owner[1:] != owner[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
+    smallest = np.full(n, -1, dtype=np.int64)
+    smallest[owner[first]] = label_rank[first]  # pairs are sorted: the first is the smallest
+    conflicted = np.bincount(owner, minlength=n) > 1
+    ordered = pa.array([names[i] for i in by_name], pa.string())
+    return ordered.take(pa.array(smallest, mask=smallest < 0)), conflicted
 
 
 def partition_inputs(layers: Sequence[Path], records: Path, partition: Path) -> list[str]:
