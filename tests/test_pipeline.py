@@ -170,3 +170,12 @@ def test_dvc_deps_cover_the_code_each_stage_runs() -> None:
             and f"src/flywheel/{m.split('.')[0]}" not in deps
         )
         assert missing == [], f"dvc.yaml: stage {name} does not depend on {missing}"
+
+
+def test_the_written_out_layers_are_the_stages_outputs() -> None:
+    """pipeline.CHAIN and PAIRS name the stages' outputs without importing every stage."""
+    from flywheel import bucket, dedup, ingest, label, queue, split
+
+    modules = (ingest, label, bucket, dedup, queue, split)
+    assert pipeline.CHAIN == tuple(m.Outputs().records for m in modules)
+    assert pipeline.PAIRS == dedup.Outputs().pairs
