@@ -177,5 +177,5 @@ def test_the_written_out_layers_are_the_stages_outputs() -> None:
     from flywheel import bucket, dedup, ingest, label, queue, split
 
     modules = (ingest, label, bucket, dedup, queue, split)
-    assert pipeline.CHAIN == tuple(m.Outputs().records for m in modules)
-    assert pipeline.PAIRS == dedup.Outputs().pairs
+    assert tuple(m.Outputs().records for m in modules) == pipeline.CHAIN
+    assert dedup.Outputs().pairs == pipeline.PAIRS
