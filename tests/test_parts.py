@@ -168,3 +168,29 @@ def test_table_digest_sees_only_the_rows_of_a_slice(
         assert parts.table_digest(changed) != parts.table_digest(fresh)
     mask = np.zeros(len(data), dtype=bool)
     assert parts.mask_digest(mask) != parts.mask_digest(np.zeros(len(data) + 1, dtype=bool))
+
+
+def test_split_reads_only_the_partitions_whose_inputs_changed(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The train and eval files are keyed by their rows; the index of their inputs
+    (data/cache/split.json) spares reading the partitions whose inputs did not change."""
+    read: list[Path] = []
+    real = store.load
+
+    def spy(layers: list[Path], columns: list[str] | None = None, only: None = None) -> object:
+        if layers[0].is_file():
+            read.append(layers[0])
+        return real(layers, columns, only)
+
+    monkeypatch.setattr(store, "load", spy)
+    before = files_of(built)
+    pipeline.run_stage("split")
+    assert read == []
+    (built / "data/cache/split.json").unlink()  # without it, every partition is read, ...
+    pipeline.run_stage("split")
+    assert sorted(read) == store.partitions(Path("data/interim/ingest"))
+    assert files_of(built) == before  # ... and none written: their rows did not change
+    read.clear()
+    pipeline.run_stage("split")
+    assert read == []

@@ -14,7 +14,8 @@ partition, named after it (``r0001-<export>.parquet``, ``store.patch_path``). Ea
   key is a hash of the file's rows (``table_digest``): they compute everything, then write only
   the files whose rows changed, so the stages after them see the other partitions unchanged.
 - ``write_records``: the train and eval sets, whole records, keyed by the partition's identity,
-  the mask and a hash of the chosen rows.
+  the mask and a hash of the chosen rows; an index of the inputs each file was written from
+  lets a partition whose inputs are unchanged go unread.
 
 A new round computes its new partitions and writes the few other files whose rows changed; the
 folders hold the same bytes as a build from nothing (tests/test_parts.py).
@@ -38,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel import records, store
-from flywheel.io import sha256_file, write_parquet
+from flywheel.io import sha256_file, write_parquet, write_text
 
 KEY = b"flywheel.part.key"
 COUNTS = b"flywheel.part.counts"
@@ -174,16 +175,16 @@ def write_patches(
     table: pa.Table,
     columns: Sequence[str],
     others: Sequence[Path] = (),
-) -> int:
-    """The patch of a stage that decides all records together (``dedup``, ``queue``'s order,
-    ``split``), as a folder of one file per partition: ``table``'s rows of each partition in
-    turn. A file whose rows are unchanged is not written again (its key is a hash of them), and
-    keeps its key, so the stages after it see that partition unchanged. Returns how many files
-    were written. ``others``: partitions whose files stay as they are (the folder's files of
-    partitions in neither list are removed)."""
+) -> list[str]:
+    """The patch of a stage that decides all records together (``dedup``, ``split``), as a
+    folder of one file per partition: ``table``'s rows of each partition in turn. A file whose
+    rows are unchanged is not written again (its key is a hash of them), and keeps its key, so
+    the stages after it see that partition unchanged. Returns each partition's key.
+    ``others``: partitions whose files stay as they are (the folder's files of partitions in
+    neither list are removed)."""
     keep_only(folder, [*others, *partitions])
     patch = store.patch(table, columns)
-    written = 0
+    keys = []
     for partition, (offset, n) in zip(partitions, store.spans(partitions), strict=True):
         rows = patch.slice(offset, n)
         path = store.patch_path(folder, partition)
@@ -191,8 +192,8 @@ def write_patches(
         found = stored(path)
         if found is None or found[0] != part_key:
             store.write_patch(path, rows, columns, {KEY: part_key.encode()})
-            written += 1
-    return written
+        keys.append(part_key)
+    return keys
 
 
 def narrow_columns(layers: Sequence[Path], columns: Sequence[str]) -> list[str]:
@@ -205,60 +206,86 @@ def write_records(
     layers: Sequence[Path],
     columns: dict[str, pa.Array | pa.ChunkedArray],
     targets: dict[Path, npt.NDArray[np.bool_]],
-    loaded: pa.Table | None = None,
+    own_keys: Sequence[str],
+    index: Path,
 ) -> int:
     """Whole records, ``columns`` replacing theirs, into each target folder: one file per
     partition (``patch_path``) holding the rows its mask selects, in record order. Returns how
-    many files were written. ``loaded``: the records' columns from the patch layers, when the
-    caller has read them (``narrow_columns``).
+    many files were written. ``own_keys``: the key of each partition's patch of ``columns``
+    (``write_patches``).
 
-    A file whose key is unchanged is not written again: the key is a hash of the partition's
-    fingerprint, the mask, and everything else the chosen rows hold (the patches' columns and
-    ``columns``), so a new round writes its new partitions and the few files whose rows changed. One
-    partition at a time, each read once for every target that needs it: the texts are most of
-    the bytes, and holding them all at once cost more than the reading itself at a million
-    records. Two threads read and select the next partitions while this one writes (Arrow
-    releases the GIL), at most ``AHEAD`` in flight.
+    A file is written only when its rows changed: its key is a hash of the partition's identity
+    and its chosen rows but the texts (which the identity fixes). Hashing those rows needs the
+    patch layers' columns, most of a build's reading at a million records, so ``index`` (a
+    small JSON file) remembers for each file the key of its *inputs* too: the code that
+    assembles it, the partition's identity, the keys of its files in the patch layers, its
+    ``own_keys`` entry and the mask. A partition whose inputs are unchanged is not read at all;
+    one whose inputs changed is read and hashed, and written only if its rows changed. One
+    partition at a time, each read once for every target that needs it; two threads read and
+    select the next partitions while this one writes (Arrow releases the GIL), at most
+    ``AHEAD`` in flight.
     """
     names = list(records.SCHEMA.names)
-    patched = narrow_columns(layers, list(columns))
-    if loaded is not None and set(patched) <= set(loaded.column_names):
-        narrow = loaded.select(patched)  # the caller read them already
-    else:
-        narrow = store.load(layers, patched)
-    own = ["id", *[n for n in names if n not in columns and n not in patched and n != "id"]]
+    patched = [c for c in narrow_columns(layers, list(columns)) if c != "id"]
+    own = [n for n in names if n not in columns and n not in patched]
     files = store.partitions(layers[0])
     spans = store.spans(files)
     for folder in targets:
         keep_only(folder, files)
+    code = code_hash(("parts", "records", "store"))  # how a file is assembled
+    try:
+        known: dict[str, list[str]] = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    seen: dict[str, list[str]] = {}
 
-    def todo(i: int) -> dict[Path, str]:
-        """The target files of partition ``i`` to write, with their keys."""
+    def plan(i: int) -> tuple[dict[Path, str], pa.Table | None]:
+        """The target files of partition ``i`` to write, with their keys (and the partition's
+        narrow columns, when they were read to decide)."""
         offset, n = spans[i]
+        common = key(code, identity(files[i]), upstream(layers, files[i]), own_keys[i])
+        inputs = {
+            path: key(common, mask_digest(mask[offset : offset + n]))
+            for path, mask in ((store.patch_path(f, files[i]), m) for f, m in targets.items())
+        }
+        stale = {}
+        for path, inputs_key in inputs.items():
+            found = stored(path)
+            entry = known.get(path.as_posix())
+            if found is None or entry != [inputs_key, found[0]]:
+                stale[path] = inputs_key
+            else:
+                seen[path.as_posix()] = entry
+        if not stale:
+            return {}, None
+        narrow = store.load(store.partition_layers(layers, files[i]), ["id", *patched])
         parted = pa.table(
             {
-                **{c: narrow.column(c).slice(offset, n) for c in narrow.column_names},
+                **{c: narrow.column(c) for c in narrow.column_names},
                 **{c: v.slice(offset, n) for c, v in columns.items()},
             }
         )
-        part_id = identity(files[i])
         out = {}
         for folder, mask in targets.items():
             path = store.patch_path(folder, files[i])
+            if path not in stale:
+                continue
             chosen = mask[offset : offset + n]
             rows = table_digest(parted.filter(pa.array(chosen)))
-            file_key = key(part_id, rows, mask_digest(chosen))
+            file_key = key(identity(files[i]), rows, mask_digest(chosen))
             found = stored(path)
+            seen[path.as_posix()] = [stale[path], file_key]
             if found is None or found[0] != file_key:
                 out[path] = file_key
-        return out
+        return out, parted
 
-    def select(i: int, paths: dict[Path, str]) -> dict[Path, tuple[pa.Table, str]]:
+    def select(
+        i: int, paths: dict[Path, str], parted: pa.Table
+    ) -> dict[Path, tuple[pa.Table, str]]:
         offset, n = spans[i]
         base = pq.read_table(files[i], columns=own)
         pieces = {c: base.column(c) for c in own}
-        pieces.update({c: narrow.column(c).slice(offset, n) for c in narrow.column_names})
-        pieces.update({c: v.slice(offset, n) for c, v in columns.items()})
+        pieces.update({c: parted.column(c) for c in parted.column_names})
         table = pa.Table.from_arrays([pieces[c] for c in names], schema=records.SCHEMA)
         out = {}
         for folder, mask in targets.items():
@@ -269,14 +296,18 @@ def write_records(
 
     written = 0
     with ThreadPoolExecutor(2) as pool:
-        plans = list(pool.map(todo, range(len(files))))
+        plans = list(pool.map(plan, range(len(files))))
         pending: collections.deque[Future[dict[Path, tuple[pa.Table, str]]]] = collections.deque()
-        needed = [i for i, plan in enumerate(plans) if plan]
+        needed = [i for i, (paths, _) in enumerate(plans) if paths]
         for j in range(len(needed) + AHEAD):
             if j < len(needed):
-                pending.append(pool.submit(select, needed[j], plans[needed[j]]))
+                paths, parted = plans[needed[j]]
+                assert parted is not None  # read whenever a file is to be written
+                pending.append(pool.submit(select, needed[j], paths, parted))
             if len(pending) > AHEAD or (j >= len(needed) and pending):
                 for path, (table, file_key) in pending.popleft().result().items():
                     write_parquet(path, table, metadata={KEY: file_key.encode()})
                     written += 1
+    index.parent.mkdir(parents=True, exist_ok=True)
+    write_text(index, json.dumps(dict(sorted(seen.items())), indent=1) + "\n")
     return written

@@ -195,6 +195,7 @@ class Outputs:
     # Whole records, one file per ingest partition, rewritten only where a row changed.
     train: Path = Path("data/splits/train")
     eval: Path = Path("data/splits/eval")
+    index: Path = Path("data/cache/split.json")  # what each train and eval file was written from
     metrics: Path = Path("metrics/split.json")
 
 
@@ -209,10 +210,8 @@ def run(
     pairs_path: Path | None = None,
     outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    # Read once: the columns split decides from, and the others the train and eval files hold.
-    reads = [*READS, *(c for c in parts.narrow_columns(layers, COLUMNS) if c not in READS)]
     table = apply(
-        store.load(layers, reads),
+        store.load(layers, list(READS)),
         guidelines,
         int(params["seed"]),
         float(params["eval_fraction"]),
@@ -227,7 +226,7 @@ def run(
             "data/interim/dedup.parquet."
         )
     splits = table.column("split")
-    parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
+    keys = parts.write_patches(outputs.records, store.partitions(layers[0]), table, COLUMNS)
     # The splits are whole records: the texts from ingest's partitions, the rest from the
     # stages' patches and this stage's columns.
     chosen = {
@@ -237,7 +236,8 @@ def run(
     masks = {
         path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
     }
-    written = parts.write_records(layers, {c: table.column(c) for c in COLUMNS}, masks, table)
+    columns = {c: table.column(c) for c in COLUMNS}
+    written = parts.write_records(layers, columns, masks, keys, outputs.index)
     log.info("split: %d train and eval files written, the others unchanged", written)
     by = (
         table.filter(pc.is_valid(splits))
