@@ -10,18 +10,33 @@ from typing import Any
 from unittest import mock
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import PROJECT, fresh_repo, manifest, row, write_export
-from flywheel import exports, guidelines, ingest, ingest_text, params, schemas, store, validate_rows
+from flywheel import (
+    exports,
+    guidelines,
+    ingest,
+    ingest_cache,
+    ingest_text,
+    params,
+    schemas,
+    store,
+    validate_rows,
+)
 from flywheel import records as records_mod
 from flywheel.errors import ConfigError
 from flywheel.guidelines import UNCATEGORIZED
 from flywheel.ingest_text import content_hashes, normalized
 from flywheel.scrub import scrub
+
+
+def ledger_of(repo: Path) -> pa.Table:
+    """The row ledger, from the per-export files beside the records."""
+    found = exports.discover(repo / "data" / "raw")
+    return ingest_cache.ledger_rows(repo / ingest.Outputs().records, found)
 
 
 def run(repo: Path) -> dict[str, object]:
@@ -38,7 +53,7 @@ def records(repo: Path) -> list[dict[str, object]]:
 def output_bytes(repo: Path) -> dict[str, bytes]:
     """Every file ingest writes, by path."""
     out = ingest.Outputs()
-    files = [*(repo / out.records).iterdir(), repo / out.rows, repo / out.quarantine]
+    files = [*(repo / out.records).iterdir(), repo / out.quarantine]
     return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(files)}
 
 
@@ -100,7 +115,7 @@ def test_long_csv_groups_rows_into_records_and_supersedes_repeats(repo: Path) ->
         ("y", "correct_and_polite"),
     ]
     assert metrics["superseded_annotations"] == 1
-    ledger = pq.read_table(repo / ingest.Outputs().rows).to_pylist()
+    ledger = ledger_of(repo).to_pylist()
     assert [(r["line"], r["fate"]) for r in ledger] == [(2, "excluded"), (3, None), (4, None)]
     assert "superseded by data/raw/eval-1/records.csv:4" in ledger[0]["detail"]
 
@@ -293,7 +308,7 @@ def test_exports_sharing_ids_are_settled_together_as_one_ingest(repo: Path) -> N
         Path("data/raw"), guidelines.load(repo / "guidelines/labels.yaml"), p["ingest"]
     )
     assert records(repo) == whole.records.to_pylist()
-    assert pq.read_table(repo / ingest.Outputs().rows).equals(whole.rows)
+    assert ledger_of(repo).equals(whole.rows)
     assert quarantine(repo) == whole.quarantine
     assert [q["reason"] for q in quarantine(repo)] == [
         "id 'prod_thumbs_down/td-0002' was already delivered at data/raw/td-1/records.jsonl:3",

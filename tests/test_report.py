@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fresh_repo, manifest, row, write_export
-from flywheel import pipeline, records, report, store
+from flywheel import exports, ingest_cache, pipeline, records, report, store
 from flywheel.errors import GateError
 
 LABELS = ["correct_and_polite", "hallucinated_promise", "over_refusal", "harsh_refusal", "unusable"]
@@ -114,7 +114,7 @@ def test_ledger_balances_for_random_exports(r1: list[Any], r2: list[Any], lg: li
 def test_unbalanced_ledger_is_refused(repo: Path) -> None:
     write_export(repo, manifest("td-1"), [row(1), row(2)])
     pipeline.run_all()
-    rows = pq.read_table(repo / "data/interim/rows.parquet")
+    rows = ingest_cache.ledger_rows(Path("data/interim/ingest"), exports.discover(Path("data/raw")))
     final = pq.read_table(repo / "data/interim/split")
     ledger = report.ledger(rows, final)
     assert report.check_ledger(ledger, final)

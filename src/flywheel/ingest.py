@@ -1,7 +1,7 @@
 """Stage ``ingest``: every export, by its manifest, into validated, scrubbed records with ids.
 
 A malformed row never stops the run: it is quarantined with its file, line and reason. Every row
-read gets exactly one entry in the row ledger (``data/interim/rows.parquet``): quarantined,
+read gets exactly one entry in the row ledger (``ingest_cache.ledger_rows``): quarantined,
 excluded (a repeat annotation superseded by a later row), or the id of the record it delivered,
 whose fate later stages decide.
 
@@ -39,7 +39,7 @@ from flywheel import exports, ingest_cache, ingest_ledger, ingest_map, ingest_re
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA
 from flywheel.ingest_text import content_hash, normalize
-from flywheel.io import write_json, write_jsonl, write_parquet
+from flywheel.io import write_json, write_jsonl
 from flywheel.memory import keep_freed_memory
 from flywheel.scrub import scrub, scrub_array
 
@@ -304,7 +304,6 @@ def ingest(raw_dir: Path, guidelines: Guidelines, params: dict[str, Any]) -> Ing
 @dataclass(frozen=True)
 class Outputs:
     records: Path = Path("data/interim/ingest")  # one part per export (flywheel.ingest_cache)
-    rows: Path = Path("data/interim/rows.parquet")
     quarantine: Path = Path("data/quarantine.jsonl")
     metrics: Path = Path("metrics/ingest.json")
 
@@ -400,9 +399,7 @@ def run(
         for part in _together(contexts):
             ingest_cache.write(folder, part, "")  # not reusable alone: settled with the others
     by_path = sorted(range(len(contexts)), key=lambda i: contexts[i].path)
-    rows = pa.concat_tables(
-        [ingest_cache.read_rows(folder, names[i]) for i in by_path] or [ROWS_SCHEMA.empty_table()]
-    )
+    rows = ingest_cache.ledger_rows(folder, [c.export for c in contexts], ["file", "fate"])
     quarantine = [q for i in by_path for q in ingest_cache.read_quarantine(folder, names[i])]
     table = store.read_layer(folder, ["round", "pii"])
     metrics = {
@@ -415,7 +412,6 @@ def run(
         "pii_kinds": _counts(pc.list_flatten(table["pii"])),
         "records_per_round": {str(k): v for k, v in _counts(table["round"]).items()},
     }
-    write_parquet(outputs.rows, rows.combine_chunks())
     write_jsonl(outputs.quarantine, quarantine)
     write_json(outputs.metrics, metrics)
     return metrics

@@ -136,8 +136,21 @@ def read_ids(folder: Path, name: str) -> pa.Array:
     return pq.read_table(folder / name, columns=["id"]).column("id").combine_chunks()
 
 
-def read_rows(folder: Path, name: str) -> pa.Table:
-    return pq.read_table(folder / _sibling(name, ROWS_SUFFIX))
+def read_rows(folder: Path, name: str, columns: Sequence[str] | None = None) -> pa.Table:
+    path = folder / _sibling(name, ROWS_SUFFIX)
+    return pq.read_table(path, columns=None if columns is None else list(columns))
+
+
+def ledger_rows(
+    folder: Path, found: Sequence[exports.Export], columns: Sequence[str] | None = None
+) -> pa.Table:
+    """The row ledger: every export's ledger rows, exports in the order of their files' paths.
+    Kept per export beside its records; a whole-ledger copy cost every build a 1.3M-row write
+    at a million records."""
+    ordered = sorted(found, key=lambda e: e.file.as_posix())
+    tables = [read_rows(folder, part_name(e), columns) for e in ordered]
+    empty = ROWS_SCHEMA if columns is None else pa.schema([ROWS_SCHEMA.field(c) for c in columns])
+    return pa.concat_tables(tables) if tables else empty.empty_table()
 
 
 def read_quarantine(folder: Path, name: str) -> list[dict[str, Any]]:

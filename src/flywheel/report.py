@@ -19,11 +19,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import __version__, exports, records, reviews, schemas, store
+from flywheel import __version__, exports, ingest_cache, records, reviews, schemas, store
 from flywheel.errors import GateError
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_ledger import ROWS_SCHEMA
-from flywheel.io import read_parquet, sha256_file, write_json, write_parquet
+from flywheel.io import sha256_file, write_json, write_parquet
 
 STAGES = ("ingest", "label", "agreement", "bucket", "dedup", "queue", "split")
 
@@ -109,7 +109,7 @@ def run(
 ) -> dict[str, Any]:
     """The ledger and the round manifest; ``layers`` are the records through split's patch."""
     final = store.load(layers, ["id", "round", "fate", "fate_detail"])
-    rows = read_parquet(Path("data/interim/rows.parquet"))
+    rows = ingest_cache.ledger_rows(layers[0], exports.discover(raw_dir))
     led = ledger(rows, final)
     fates = check_ledger(led, final)
     per_file = records.counts(led.column("file"))

@@ -46,7 +46,6 @@ PATCHES = {
 }
 # Outputs that are not record tables, with the Arrow schema each must have.
 OTHER_TABLES = {
-    "data/interim/rows.parquet": ROWS_SCHEMA,
     "data/ledger.parquet": ROWS_SCHEMA,
     "data/interim/pairs.parquet": PAIRS_SCHEMA,
     "data/queue.parquet": queue.QUEUE_SCHEMA,
