@@ -144,20 +144,25 @@ def refresh(
     ``compute(i)`` (its ``columns``) computed for ``keys[i]``. Files of other names are
     removed. Returns every partition's counts, and how many partitions were computed."""
     keep_only(folder, partitions)
-    counts: list[Counts] = []
-    computed = 0
-    for i, (partition, part_key) in enumerate(zip(partitions, keys, strict=True)):
-        path = store.patch_path(folder, partition)
-        found_before = stored(path)
-        if found_before is not None and found_before[0] == part_key:
-            counts.append(found_before[1])
-            continue
+    counts: list[Counts | None] = []
+    for partition, part_key in zip(partitions, keys, strict=True):
+        found_before = stored(store.patch_path(folder, partition))
+        fresh = found_before is not None and found_before[0] == part_key
+        counts.append(found_before[1] if fresh and found_before is not None else None)
+    todo = [i for i, c in enumerate(counts) if c is None]
+
+    def one(i: int) -> Counts:
         table, found = compute(i)
-        meta = {KEY: part_key.encode(), COUNTS: json.dumps(found, sort_keys=True).encode()}
-        store.write_patch(path, table, columns, meta)
-        counts.append(found)
-        computed += 1
-    return counts, computed
+        meta = {KEY: keys[i].encode(), COUNTS: json.dumps(found, sort_keys=True).encode()}
+        store.write_patch(store.patch_path(folder, partitions[i]), table, columns, meta)
+        return found
+
+    # Two partitions at a time: reading, deciding and writing are mostly Arrow and numpy
+    # work, which releases the GIL (2 cores here).
+    with ThreadPoolExecutor(2) as pool:
+        for i, found in zip(todo, pool.map(one, todo), strict=True):
+            counts[i] = found
+    return [c for c in counts if c is not None], len(todo)
 
 
 def keep_only(folder: Path, partitions: Sequence[Path]) -> None:
