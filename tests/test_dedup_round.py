@@ -191,3 +191,14 @@ def test_cluster_labels_are_the_smallest_label_and_whether_there_are_two(
         found = {lab for k, lab in members if k == c and lab is not None}
         assert smallest[c].as_py() == (min(found) if found else None)
         assert conflicted[c] == (len(found) > 1)
+
+
+def test_a_new_round_without_records_keeps_the_state(
+    repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new export whose every row is quarantined adds an empty partition."""
+    export(1, [row(0), row(1, prompt="Hi", response=reply([0, 1, 2], ""))])
+    run(*BEFORE, "dedup")
+    write_export(repo, manifest("r2-broken", round=2), ['{"id": "x", broken'])
+    run(*BEFORE)
+    compare_with_deciding_everything(repo, caplog)
