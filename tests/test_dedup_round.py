@@ -40,10 +40,18 @@ SENTENCES = [
 ]
 
 
-def files(root: Path) -> dict[str, bytes]:
-    out = {}
+def files(root: Path) -> dict[str, object]:
+    """Every output's bytes; the state as loaded (its segments differ: a new round appends
+    one, a build from nothing writes one)."""
+    out: dict[str, object] = {}
     for name in OUTPUTS:
         path = root / name
+        if name == "data/cache/dedup":
+            state = dedup_state.load(path)
+            assert state is not None
+            tables = (state.key_table(), state.rep_table(), state.cluster_table())
+            out[name] = ([t.to_pydict() for t in tables], state.meta)
+            continue
         for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if f.is_file():
                 out[f.relative_to(root).as_posix()] = f.read_bytes()
@@ -202,3 +210,90 @@ def test_a_new_round_without_records_keeps_the_state(
     write_export(repo, manifest("r2-broken", round=2), ['{"id": "x", broken'])
     run(*BEFORE)
     compare_with_deciding_everything(repo, caplog)
+
+
+def test_a_round_appends_state_segments_and_leaves_the_earlier_ones(
+    two_rounds: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = two_rounds / "data/cache/dedup"
+    before = {p.name: p.read_bytes() for p in folder.glob("*-*.arrow")}
+    assert sorted(before) == ["keys-000000.arrow", "reps-000000.arrow"]
+    compare_with_deciding_everything(two_rounds, caplog)
+    # round 2 repeats a round-1 text: no new key or cluster, so no new segment; only the
+    # clusters file (sizes, labels, conflicts) is written again
+    assert {p.name: p.read_bytes() for p in folder.glob("*-*.arrow")} == before
+    export(3, [row(5, prompt="New", response=reply([3, 4, 5], ""))])
+    run(*BEFORE, "dedup")
+    after = {p.name: p.read_bytes() for p in folder.glob("*-*.arrow")}
+    assert sorted(after) == [
+        "keys-000000.arrow",
+        "keys-000001.arrow",
+        "reps-000000.arrow",
+        "reps-000001.arrow",
+    ]
+    assert all(after[name] == data for name, data in before.items())
+
+
+@pytest.mark.parametrize("tear", ["missing segment", "short segment", "no clusters file"])
+def test_a_torn_state_is_not_used(
+    two_rounds: Path, caplog: pytest.LogCaptureFixture, tear: str
+) -> None:
+    folder = two_rounds / "data/cache/dedup"
+    if tear == "missing segment":
+        (folder / "reps-000000.arrow").unlink()
+    elif tear == "short segment":
+        state = dedup_state.load(folder)
+        assert state is not None
+        table = state.key_table().slice(1)
+        path = str(folder / "keys-000000.arrow")
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table)
+    else:
+        (folder / "clusters.arrow").unlink()
+    assert dedup_state.load(folder) is None
+    full = two_rounds.parent / (two_rounds.name + "-full")
+    shutil.copytree(two_rounds, full)
+    with caplog.at_level(logging.INFO, logger="flywheel.dedup"):
+        run("dedup")
+    assert any("no usable state" in m for m in caplog.messages), caplog.messages
+    os.chdir(full)
+    shutil.rmtree(full / "data/cache/dedup")
+    run("dedup")
+    os.chdir(two_rounds)
+    assert files(two_rounds) == files(full)
+
+
+def test_state_segments_are_merged_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dedup_state, "MAX_SEGMENTS", 3)
+
+    def state(n: int, segments: dedup_state.Segments) -> dedup_state.State:
+        ints = np.arange(n, dtype=np.int64)
+        return dedup_state.State(
+            keys=pa.array([f"k{i}" for i in range(n)]),
+            cluster=ints,
+            attached=np.zeros(n, dtype=bool),
+            first_row=ints,
+            kept_id=pa.array([f"id{i}" for i in range(n)]),
+            rep_row=ints,
+            rep_id=pa.array([f"id{i}" for i in range(n)]),
+            rep_key=ints,
+            size=np.ones(n, dtype=np.int64),
+            label=pa.array(["a" if i % 2 else None for i in range(n)], pa.string()),
+            conflicted=np.zeros(n, dtype=bool),
+            meta={"n": n},
+            segments=segments,
+        )
+
+    segments: dedup_state.Segments = {}
+    for n in range(1, 8):
+        dedup_state.save(tmp_path, state(n, segments))
+        loaded = dedup_state.load(tmp_path)
+        assert loaded is not None
+        assert loaded.key_table().equals(state(n, {}).key_table())
+        assert loaded.cluster_table().equals(state(n, {}).cluster_table())
+        assert loaded.meta == {"n": n}
+        assert len(loaded.segments["keys"]) <= 3
+        assert len(list(tmp_path.glob("keys-*.arrow"))) == len(loaded.segments["keys"])
+        segments = loaded.segments

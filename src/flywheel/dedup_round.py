@@ -86,7 +86,7 @@ def extend(
     when the kept state does not apply (nothing is written then)."""
     state = dedup_state.load(outputs.state)
     if state is None or not len(state.keys):
-        return None
+        return _refused("no usable state of an earlier build")
     meta = state.meta
     files = store.partitions(layers[0])
     known = meta["partitions"]
@@ -286,6 +286,7 @@ class _Round:
             size=size,
             label=label,
             conflicted=conflicted,
+            segments=state.segments,  # the earlier keys and clusters are on disk already
         )
         max_round = max(
             int(state.meta["max_round"]), int(pc.max(table.column("round")).as_py() or -1)

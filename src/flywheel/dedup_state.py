@@ -11,6 +11,12 @@ on read):
 - per cluster, in founding order: the representative's row, id and key, the number of records,
   the smallest label among them and whether they carry two or more.
 
+What an earlier key or a cluster's representative is never changes, so those are kept in
+append-only segments (``keys-*.arrow``, ``reps-*.arrow``): a round writes its new keys and
+clusters only, and DVC stores a few megabytes a round instead of the whole state (150 MB at a
+million keys). Sizes, labels and conflicts do change; they are rewritten in ``clusters.arrow``,
+which also lists the segments, so a save interrupted before it leaves the previous state whole.
+
 ``meta`` says what the state was built from: the stage's code, params and guidelines
 (``settings``), and every partition's name, identity and upstream keys, with the key of the
 dedup file written for it. ``flywheel.dedup_round`` uses the state only when all of these still
@@ -19,7 +25,6 @@ hold for the earlier partitions; otherwise the stage computes everything, as fro
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +42,10 @@ from flywheel.io import atomic_open
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 _META = b"flywheel.dedup.state"
-KEYS_FILE, CLUSTERS_FILE = "keys.arrow", "clusters.arrow"
+_SEGMENTS = b"flywheel.dedup.segments"
+CLUSTERS_FILE = "clusters.arrow"
+MAX_SEGMENTS = 16  # more segments of a kind than this are merged into one on the next save
+Segments = dict[str, list[list[Any]]]  # kind -> [[file name, rows], ...], in order
 # The modules whose code decides the stage's outputs: a state built by other code is not used.
 CODE = (
     "dedup",
@@ -68,6 +76,7 @@ class State:
     label: pa.Array  # the smallest label among the cluster's records (null: none labelled)
     conflicted: Bools  # the cluster's records carry two or more labels
     meta: dict[str, Any] = field(default_factory=dict)
+    segments: Segments = field(default_factory=dict)  # on disk already (``load``), a prefix
 
     def key_table(self) -> pa.Table:
         return pa.table(
@@ -80,14 +89,14 @@ class State:
             }
         )
 
+    def rep_table(self) -> pa.Table:
+        return pa.table({"rep_row": self.rep_row, "rep_id": self.rep_id, "rep_key": self.rep_key})
+
     def cluster_table(self) -> pa.Table:
         return pa.table(
             {
-                "rep_row": self.rep_row,
-                "rep_id": self.rep_id,
-                "rep_key": self.rep_key,
                 "size": self.size,
-                "label": self.label,
+                "label": pc.dictionary_encode(self.label),
                 "conflicted": self.conflicted,
             }
         )
@@ -133,25 +142,51 @@ def partition_inputs(layers: Sequence[Path], records: Path, partition: Path) -> 
 
 
 def save(folder: Path, state: State) -> None:
-    """Both files, each with ``meta`` and a digest of it: ``load`` refuses a pair that an
-    interrupted save left from two builds."""
+    """Write ``state``: its keys and representatives beyond the segments it was loaded with
+    as new segments (or all of them in one, past ``MAX_SEGMENTS``), then ``clusters.arrow``
+    naming the segments, then remove segments no longer named."""
     folder.mkdir(parents=True, exist_ok=True)
+    listed: Segments = {}
+    for kind, table in (("keys", state.key_table()), ("reps", state.rep_table())):
+        have = [list(s) for s in state.segments.get(kind, [])]
+        if len(have) >= MAX_SEGMENTS:
+            have = []
+        done = sum(int(rows) for _, rows in have)
+        if done < table.num_rows or not have:
+            number = 1 + max((int(name[len(kind) + 1 : -6]) for name, _ in have), default=-1)
+            name = f"{kind}-{number:06d}.arrow"
+            _write(folder / name, table.slice(done), {})
+            have.append([name, table.num_rows - done])
+        listed[kind] = have
     text = json.dumps(state.meta, sort_keys=True)
-    stamp = {_META: text.encode(), b"digest": hashlib.sha256(text.encode()).hexdigest().encode()}
-    for name, table in ((CLUSTERS_FILE, state.cluster_table()), (KEYS_FILE, state.key_table())):
-        table = table.replace_schema_metadata(stamp)
-        with atomic_open(folder / name, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
-            writer.write_table(table)
+    _write(
+        folder / CLUSTERS_FILE,
+        state.cluster_table(),
+        {_META: text.encode(), _SEGMENTS: json.dumps(listed).encode()},
+    )
+    named = {name for segments in listed.values() for name, _ in segments}
+    for path in folder.glob("*.arrow"):
+        if path.name != CLUSTERS_FILE and path.name not in named:
+            path.unlink()
+
+
+def _write(path: Path, table: pa.Table, metadata: dict[bytes, bytes]) -> None:
+    table = table.replace_schema_metadata(metadata)
+    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+        writer.write_table(table)
 
 
 def load(folder: Path) -> State | None:
     """The state in ``folder``, or None when there is none or it is unreadable or torn."""
     try:
-        keys, clusters = (_read(folder / name) for name in (KEYS_FILE, CLUSTERS_FILE))
-    except (OSError, pa.ArrowInvalid):
+        clusters = _read(folder / CLUSTERS_FILE)
+        meta = clusters.schema.metadata or {}
+        listed: Segments = json.loads(meta[_SEGMENTS])
+        keys, reps = (_segments(folder, listed[kind]) for kind in ("keys", "reps"))
+        state_meta = json.loads(meta[_META])
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError, TypeError):
         return None
-    meta_k, meta_c = keys.schema.metadata or {}, clusters.schema.metadata or {}
-    if _META not in meta_k or meta_k.get(b"digest") != meta_c.get(b"digest"):
+    if reps.num_rows != clusters.num_rows:
         return None
     return State(
         keys=_one(keys, "key"),
@@ -159,14 +194,28 @@ def load(folder: Path) -> State | None:
         attached=_one(keys, "attached").to_numpy(zero_copy_only=False),
         first_row=_one(keys, "first_row").to_numpy(),
         kept_id=_one(keys, "kept_id"),
-        rep_row=_one(clusters, "rep_row").to_numpy(),
-        rep_id=_one(clusters, "rep_id"),
-        rep_key=_one(clusters, "rep_key").to_numpy(),
+        rep_row=_one(reps, "rep_row").to_numpy(),
+        rep_id=_one(reps, "rep_id"),
+        rep_key=_one(reps, "rep_key").to_numpy(),
         size=_one(clusters, "size").to_numpy(),
-        label=_one(clusters, "label"),
+        label=_one(clusters, "label").cast(pa.string()),
         conflicted=_one(clusters, "conflicted").to_numpy(zero_copy_only=False),
-        meta=json.loads(meta_k[_META]),
+        meta=state_meta,
+        segments=listed,
     )
+
+
+def _segments(folder: Path, listed: list[list[Any]]) -> pa.Table:
+    """The segments named, in order, each checked to hold the rows it is listed with."""
+    tables = []
+    for name, rows in listed:
+        table = _read(folder / str(name))
+        if table.num_rows != int(rows):
+            raise ValueError(f"{name} holds {table.num_rows} rows, not {rows}")
+        tables.append(table)
+    if not tables:
+        raise ValueError("no segments")
+    return pa.concat_tables(tables)
 
 
 def _read(path: Path) -> pa.Table:
