@@ -294,7 +294,6 @@ def build(
         "exact_duplicates": int((dup & exact).sum()),
         "near_duplicates": int((dup & ~exact).sum()),
     }
-    label, conflicted = dedup_state.cluster_labels(rec_cluster, table.column("label"), len(rep_pos))
     state = dedup_state.State(
         keys=ordered_keys,
         cluster=cluster,
