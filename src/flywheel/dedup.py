@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,27 +250,19 @@ def build(
     id_arr = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
     rep_ids = id_arr[rep_pos[rec_cluster]]
     dup = ~kept
-    duplicate_of = np.where(dup, rep_ids, None)
-    fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
-    detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
     exact = np.zeros(n, dtype=bool)
     exact[dup] = key_of[dup] == key_of[rep_pos[rec_cluster[dup]]]
-    fate[dup] = "duplicate"
-    detail[dup] = np.where(exact[dup], "exact duplicate of ", "near duplicate of ") + rep_ids[
-        dup
-    ].astype(str)
-    # A cluster's id: "c-" and the first 16 hex digits of its first key (``_first_keys``).
-    cluster_names = pc.binary_join_element_wise(
-        "c-", pc.utf8_slice_codeunits(ordered_keys.take(pa.array(_first_keys(cluster))), 0, 16), ""
-    )
+    fate, detail = duplicate_fates(table, dup, exact, rep_ids)
+    names = cluster_names(ordered_keys, _first_keys(cluster))
     label, conflicted = dedup_state.cluster_labels(rec_cluster, table.column("label"), len(rep_pos))
-    reasons = _conflicts(table, rec_cluster, founders, conflicted)
+    reasons = table.column("queue_reasons").to_pylist()
+    add_conflict(reasons, np.flatnonzero(founders & conflicted[rec_cluster]).tolist())
     out = records.replace(
         table,
-        cluster_id=cluster_names.take(pa.array(rec_cluster)),
-        duplicate_of=pa.array(duplicate_of, pa.string()),
-        fate=pa.array(fate, pa.string()),
-        fate_detail=pa.array(detail, pa.string()),
+        cluster_id=names.take(pa.array(rec_cluster)),
+        duplicate_of=pa.array(np.where(dup, rep_ids, None), pa.string()),
+        fate=fate,
+        fate_detail=detail,
         queue_reasons=pa.array(reasons, pa.list_(pa.string())),
     )
     first_kept = _kept_record_of_key(kept, key_of, len(key_hex))
@@ -356,19 +348,37 @@ def _fill_order(table: pa.Table, guidelines: Guidelines, cluster: Ints, rules: l
     return position
 
 
-def _conflicts(
-    table: pa.Table, cluster: Ints, founders: Bools, conflicted: Bools
-) -> list[list[str] | None]:
-    """``["conflicting_duplicates"]`` for the representative of a cluster with several labels
-    (``conflicted``, by cluster)."""
-    carried = table.column("queue_reasons").to_pylist()
-    mark = founders & conflicted[cluster]
-    return [
-        [*(c or []), "conflicting_duplicates"]
-        if m and "conflicting_duplicates" not in (c or [])
-        else c
-        for c, m in zip(carried, mark, strict=True)
-    ]
+CONFLICT = "conflicting_duplicates"
+
+
+def add_conflict(reasons: list[list[str] | None], rows: Iterable[int]) -> int:
+    """Add ``CONFLICT`` to the queue reasons at ``rows`` (in place) where it is missing;
+    returns how many it was added to."""
+    added = 0
+    for row in rows:
+        if CONFLICT not in (reasons[row] or []):
+            reasons[row] = [*(reasons[row] or []), CONFLICT]
+            added += 1
+    return added
+
+
+def duplicate_fates(
+    table: pa.Table, dup: Bools, exact: Bools, rep_ids: npt.NDArray[np.object_]
+) -> tuple[pa.Array, pa.Array]:
+    """``fate`` and ``fate_detail`` with the ``dup`` records made duplicates of the record
+    ``rep_ids`` names (``exact``: of the same key)."""
+    fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
+    detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
+    fate[dup] = "duplicate"
+    kind = np.where(exact[dup], "exact duplicate of ", "near duplicate of ")
+    detail[dup] = kind + rep_ids[dup].astype(str)
+    return pa.array(fate, pa.string()), pa.array(detail, pa.string())
+
+
+def cluster_names(keys: pa.Array, first_keys: Ints) -> pa.Array:
+    """A cluster's id: "c-" and the first 16 hex digits of its first key (``_first_keys``)."""
+    firsts = pc.utf8_slice_codeunits(keys.take(pa.array(first_keys)), 0, 16)
+    return pc.binary_join_element_wise("c-", firsts, "")
 
 
 def _kept_record_of_key(kept: npt.NDArray[np.bool_], key_of: Ints, n_keys: int) -> Ints:
@@ -440,7 +450,7 @@ def run(
         "clusters": len(sizes),
         "clusters_with_duplicates": int((sizes > 1).sum()),
         "largest_cluster": int(sizes.max(initial=0)),
-        "conflicting_clusters": sum(1 for r in reasons if r and "conflicting_duplicates" in r),
+        "conflicting_clusters": sum(1 for r in reasons if r and CONFLICT in r),
     }
     files = store.partitions(layers[0])
     parts.write_patches(outputs.records, files, table, COLUMNS)

@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("flywheel.dedup")
 Ints = npt.NDArray[np.int64]
 Sigs = npt.NDArray[np.uint32]
-CONFLICT = "conflicting_duplicates"
 
 
 def save_state(
@@ -196,35 +195,21 @@ class _Round:
         rec_rep = rep_id.take(pa.array(rec_cluster)).to_numpy(zero_copy_only=False)
         exact = np.zeros(n, dtype=bool)
         exact[dup] = rec_key[dup] == rep_key[rec_cluster[dup]]
-        fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
-        detail = np.asarray(
-            table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object
-        )
-        fate[dup] = "duplicate"
-        detail[dup] = np.where(exact[dup], "exact duplicate of ", "near duplicate of ") + rec_rep[
-            dup
-        ].astype(str)
+        fate, detail = dedup.duplicate_fates(table, dup, exact, rec_rep)
         all_keys = pa.concat_arrays([state.keys, new_keys])
-        first_keys = dedup._first_keys(cluster)
-        names = pc.binary_join_element_wise(
-            "c-",
-            pc.utf8_slice_codeunits(all_keys.take(pa.array(first_keys[rec_cluster])), 0, 16),
-            "",
-        )
+        names = dedup.cluster_names(all_keys, dedup._first_keys(cluster)[rec_cluster])
 
         label, conflicted = self.labels(rec_cluster, n_clusters)
         newly = np.flatnonzero(conflicted[:n_old_clusters] & ~state.conflicted)
         carried = table.column("queue_reasons").to_pylist()
-        for row in founders[conflicted[rec_cluster[founders]]]:
-            if CONFLICT not in (carried[row] or []):
-                carried[row] = [*(carried[row] or []), CONFLICT]
+        dedup.add_conflict(carried, founders[conflicted[rec_cluster[founders]]].tolist())
         out = records.typed(
             records.replace(
                 table,
                 cluster_id=names,
                 duplicate_of=pa.array(np.where(dup, rec_rep, None), pa.string()),
-                fate=pa.array(fate, pa.string()),
-                fate_detail=pa.array(detail, pa.string()),
+                fate=fate,
+                fate_detail=detail,
                 queue_reasons=pa.array(carried, pa.list_(pa.string())),
             )
         )
@@ -269,7 +254,7 @@ class _Round:
             "largest_cluster": int(size.max(initial=0)),
             "conflicting_clusters": old["conflicting_clusters"]
             + marked
-            + sum(1 for r in reasons if r and CONFLICT in r),
+            + sum(1 for r in reasons if r and dedup.CONFLICT in r),
         }
         write_json(self.outputs.metrics, metrics)
         log.info("dedup: %d new records against %d earlier keys", n, n_old_keys)
@@ -422,10 +407,7 @@ class _Round:
             path = store.patch_path(self.outputs.records, partition)
             patch = store.read_layer(path, ["id", *dedup.COLUMNS])
             reasons = patch.column("queue_reasons").to_pylist()
-            for row in mine.tolist():
-                if CONFLICT not in (reasons[row] or []):
-                    reasons[row] = [*(reasons[row] or []), CONFLICT]
-                    marked += 1
+            marked += dedup.add_conflict(reasons, mine.tolist())
             patch = records.replace(patch, queue_reasons=pa.array(reasons, pa.list_(pa.string())))
             parts.write_patches(self.outputs.records, [partition], patch, dedup.COLUMNS, self.files)
         return marked
