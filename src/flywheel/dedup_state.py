@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import parts, store
+from flywheel import parts, records, store
 from flywheel.io import atomic_open
 
 Ints = npt.NDArray[np.int64]
@@ -224,5 +224,4 @@ def _read(path: Path) -> pa.Table:
 
 
 def _one(table: pa.Table, name: str) -> pa.Array:
-    column = table.column(name)
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return records.one_array(table.column(name))

@@ -296,7 +296,9 @@ def run(
         texts = store.take(one, HEAD_FIELDS, np.asarray(head, dtype=np.int64))
         for name in HEAD_FIELDS:
             pad = pa.nulls(len(rows) - len(head), texts.schema.field(name).type)
-            found = found.append_column(name, pa.concat_arrays([_array(texts[name]), pad]))
+            found = found.append_column(
+                name, pa.concat_arrays([records.one_array(texts[name]), pad])
+            )
         write_parquet(
             entry_paths[i], found.cast(CACHE_SCHEMA), metadata={parts.KEY: keys[i].encode()}
         )
@@ -359,10 +361,6 @@ def run(
     return metrics
 
 
-def _array(column: pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-
-
 def _head_texts(paths: Sequence[Path], head: pa.Table, part: Ints, at: Ints) -> pa.Table:
     """``ENTRY_FIELDS`` of the queue's first entries (``head``): the queue's own columns, and
     ``HEAD_FIELDS`` from the cached entries of the partitions holding them (entry ``at`` of
@@ -374,7 +372,7 @@ def _head_texts(paths: Sequence[Path], head: pa.Table, part: Ints, at: Ints) -> 
         mine = np.flatnonzero(part == i)
         cached = pq.read_table(paths[i], columns=list(HEAD_FIELDS)).take(pa.array(at[mine]))
         for name in HEAD_FIELDS:
-            columns[name].append(_array(cached[name]))
+            columns[name].append(records.one_array(cached[name]))
         where[mine] = done + np.arange(len(mine))
         done += len(mine)
     back = pa.array(where, pa.int64())  # head entry j is entry where[j] of the concatenation

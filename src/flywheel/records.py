@@ -116,6 +116,12 @@ def schema_of(names: Iterable[str]) -> pa.Schema:
     return pa.schema([SCHEMA.field(n) for n in names])
 
 
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (``combine_chunks`` copies even one,
+    half a gigabyte of memory-mapped signatures at a million keys)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def typed(table: pa.Table) -> pa.Table:
     """The record columns ``table`` has, in schema order and type: a whole record table or the
     few columns a stage read (``flywheel.store``)."""

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from flywheel.errors import ConfigError, InputError
 from flywheel.io import atomic_open
 from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
+from flywheel.records import one_array
 
 __all__ = ["SignatureFileError", "SignatureParamsError", "load_signatures", "save_signatures"]
 
@@ -171,7 +172,7 @@ def load_segments(folder: Path, params: MinHashParams) -> tuple[pa.Array, list[U
         except (pa.ArrowInvalid, OSError) as err:
             raise SignatureFileError(f"{path} is not a readable signature segment ({err})") from err
         _check_params(path, table.schema, params)
-        ids.append(_one_chunk(table.column("id")))
+        ids.append(one_array(table.column("id")))
         sigs.append(_signature_matrix(path, table, params))
     if not ids:
         return pa.array([], pa.string()), []
@@ -204,15 +205,9 @@ def _check_params(path: Path, schema: pa.Schema, params: MinHashParams) -> None:
         )
 
 
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    """The column as one array: its only chunk as it is (``combine_chunks`` copies even one,
-    half a gigabyte of memory-mapped signatures at a million keys)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
 def _signature_matrix(path: Path, table: pa.Table, params: MinHashParams) -> UInt32Array:
     """The ``signature`` column as ``(n, num_perm)`` uint32 (a view of the table's buffer)."""
-    column = _one_chunk(table.column("signature"))
+    column = one_array(table.column("signature"))
     if column.type != pa.list_(pa.uint32(), params.num_perm) or column.null_count:
         raise SignatureFileError(
             f"{path} has a signature column of type {column.type} with {column.null_count} "

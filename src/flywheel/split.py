@@ -106,18 +106,14 @@ def apply(
     split = np.full(table.num_rows, None, dtype=object)
     split[open_] = np.where(u[open_] < eval_fraction, "eval", "train")
     splits = pa.array(split, pa.string())
-    fate = _chunk(table.column("fate"))
-    detail = _chunk(table.column("fate_detail"))
+    fate = records.one_array(table.column("fate"))
+    detail = records.one_array(table.column("fate_detail"))
     for rows, reason in excluded:
         mask = pa.array(rows)
         fate = pc.if_else(mask, "excluded", fate)
         detail = pc.if_else(mask, reason, detail)
     fate = pc.if_else(pa.array(open_), splits, fate)
     return records.typed(records.replace(table, split=splits, fate=fate, fate_detail=detail))
-
-
-def _chunk(column: pa.ChunkedArray) -> pa.Array:
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _sample(
@@ -127,7 +123,7 @@ def _sample(
     (``open_`` loses them, in place)."""
     if not sampling:
         return []
-    encoded = pc.dictionary_encode(_chunk(table.column("error_category")))
+    encoded = pc.dictionary_encode(records.one_array(table.column("error_category")))
     names = encoded.dictionary.to_pylist()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
 
