@@ -65,14 +65,16 @@ def save_state(
     state: dedup_state.State,
     metrics: dict[str, Any],
     max_round: int,
+    keys_digest: str | None = None,
 ) -> None:
-    """Keep ``state`` with what it was built from (after the stage wrote its files)."""
+    """Keep ``state`` with what it was built from (after the stage wrote its files).
+    ``keys_digest``: ``records.strings_digest(state.keys)``, when the caller has it."""
     state.meta = {
         "settings": parts.stage_key(dedup_state.CODE, params, guidelines),
         "partitions": [dedup_state.partition_inputs(layers, outputs.records, f) for f in files],
         "records": int(metrics["records"]),
         "max_round": max_round,
-        "keys_digest": records.strings_digest(state.keys),
+        "keys_digest": keys_digest or records.strings_digest(state.keys),
         "metrics": metrics,
     }
     dedup_state.save(outputs.state, state)
@@ -113,7 +115,7 @@ def extend(
     )
     if old_pairs is None or not stored_keys.equals(state.keys):
         return _refused("the signature store or the pairs cache is not the state's")
-    return _Round(layers, guidelines, params, outputs, state, files, table).run(
+    return _Round(layers, guidelines, params, outputs, state, files, table, mh).run(
         segments, old_pairs, settings
     )
 
@@ -136,6 +138,7 @@ class _Round:
         state: dedup_state.State,
         files: list[Path],
         table: pa.Table,
+        mh: minhash.MinHashParams,
     ) -> None:
         self.layers, self.guidelines, self.params, self.outputs = (
             layers,
@@ -146,7 +149,8 @@ class _Round:
         self.state, self.files, self.table = state, files, table
         self.fields = list(params["fields"])
         self.offset = int(state.meta["records"])  # the new records' first row among all
-        self.mh = dedup.minhash_params(params)
+        self.mh = mh
+        self.threshold = float(params["threshold"])
 
     def texts(self, rows: Ints) -> pa.Array:
         """The joined ``fields`` of records at ``rows`` (among all records)."""
@@ -285,6 +289,7 @@ class _Round:
             grown,
             metrics,
             max_round,
+            digest,
         )
         return metrics
 
@@ -324,7 +329,7 @@ class _Round:
         """Verified pairs ``(i, j)``, ``i < j``, that touch a new key, as ``dedup_pairs.find``
         finds them round by round: within each round and against every key before it."""
         base = len(self.state.keys)
-        bands, rows = minhash.lsh_params(float(self.params["threshold"]), self.mh.num_perm)
+        bands, rows = minhash.lsh_params(self.threshold, self.mh.num_perm)
         change = np.flatnonzero(np.diff(first_round)) + 1
         bounds = [0, *change.tolist(), len(first_round)]
         found = []
@@ -357,9 +362,7 @@ class _Round:
             return minhash.shingle_hashes(pa.array(texts, pa.string()), self.mh)
 
         local = local.reshape(-1, 2)
-        kept = dedup_pairs.verify(
-            sigs, local, float(self.params["threshold"]), self.mh, shingles_of
-        )
+        kept = dedup_pairs.verify(sigs, local, self.threshold, self.mh, shingles_of)
         return involved[kept]
 
     @staticmethod

@@ -248,17 +248,18 @@ def write_records(
         """The target files of partition ``i`` to write, with their keys (and the partition's
         narrow columns, when they were read to decide)."""
         offset, n = spans[i]
-        common = key(code, identity(files[i]), upstream(layers, files[i]), own_keys[i])
+        part_id = identity(files[i])
+        common = key(code, part_id, upstream(layers, files[i]), own_keys[i])
         inputs = {
             path: key(common, mask_digest(mask[offset : offset + n]))
             for path, mask in ((store.patch_path(f, files[i]), m) for f, m in targets.items())
         }
-        stale = {}
+        stale = {}  # path -> (its inputs' key, its stored key)
         for path, inputs_key in inputs.items():
             found = stored(path)
             entry = known.get(path.as_posix())
             if found is None or entry != [inputs_key, found[0]]:
-                stale[path] = inputs_key
+                stale[path] = (inputs_key, None if found is None else found[0])
             else:
                 seen[path.as_posix()] = entry
         if not stale:
@@ -277,10 +278,10 @@ def write_records(
                 continue
             chosen = mask[offset : offset + n]
             rows = table_digest(parted.filter(pa.array(chosen)))
-            file_key = key(identity(files[i]), rows, mask_digest(chosen))
-            found = stored(path)
-            seen[path.as_posix()] = [stale[path], file_key]
-            if found is None or found[0] != file_key:
+            file_key = key(part_id, rows, mask_digest(chosen))
+            inputs_key, stored_key = stale[path]
+            seen[path.as_posix()] = [inputs_key, file_key]
+            if stored_key != file_key:
                 out[path] = file_key
         return out, parted
 
