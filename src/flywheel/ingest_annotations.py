@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 LIST_ITEM = pa.struct([(f.name, pa.string()) for f in records.ANNOTATION])
 
 
-def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(mask, False), dtype=bool)
-
-
 def build(spec: Spec, rows: Rows) -> pa.Array:
     """The annotations column (list of ``records.ANNOTATION``) for the manifest's layout."""
     layout, manifest = spec.layout, spec.manifest
@@ -42,7 +38,7 @@ def build(spec: Spec, rows: Rows) -> pa.Array:
         annotator = rows.required(annotations["annotator"])
         label = rows.text(annotations["label"])
         label = label if label is not None else pa.nulls(n, pa.string())
-        rows.slow |= ~_np(pc.is_in(label, labels))
+        rows.slow |= ~records.bools(pc.is_in(label, labels))
         items = pa.StructArray.from_arrays(
             [
                 annotator,
@@ -69,7 +65,7 @@ def _version(col: pa.Array | None, default: str | None, n: int) -> pa.Array:
     fallback = pa.repeat(pa.scalar(default, pa.string()), n)
     if col is None:
         return fallback
-    none = _np(col.is_null()) | _np(pc.equal(col, ""))
+    none = records.bools(col.is_null()) | records.bools(pc.equal(col, ""))
     return pc.if_else(pa.array(none), fallback, col)
 
 
@@ -77,7 +73,7 @@ def _note(col: pa.Array | None, spec: Spec, n: int) -> pa.Array:
     """A note, scrubbed; null or "" is no note."""
     if col is None:
         return pa.nulls(n, pa.string())
-    none = _np(col.is_null()) | _np(pc.equal(col, ""))
+    none = records.bools(col.is_null()) | records.bools(pc.equal(col, ""))
     scrubbed, _ = scrub_array(col, spec.scrub_kinds)
     return pc.if_else(pa.array(none), pa.nulls(n, pa.string()), scrubbed)
 
@@ -90,8 +86,8 @@ def _wide(spec: Spec, rows: Rows, labels: pa.Array) -> pa.Array:
         col = rows.text(col_name)
         if col is None:
             continue
-        given = _np(col.is_valid()) & ~_np(pc.equal(col, ""))
-        rows.slow |= given & ~_np(pc.is_in(col, labels))
+        given = records.bools(col.is_valid()) & ~records.bools(pc.equal(col, ""))
+        rows.slow |= given & ~records.bools(pc.is_in(col, labels))
         name = str(annotator)
         if name in by_annotator:
             had, value = by_annotator[name]
@@ -143,7 +139,9 @@ def _listed(spec: Spec, rows: Rows, labels: pa.Array, version: str | None) -> pa
     )
     items = pc.list_flatten(col) if usable else None
     if items is None:
-        rows.slow |= _np(col.is_valid())  # a JSON string to load, or items of another shape
+        rows.slow |= records.bools(
+            col.is_valid()
+        )  # a JSON string to load, or items of another shape
         return empty
     parents = np.asarray(pc.list_parent_indices(col))
     m = len(items)
@@ -155,8 +153,8 @@ def _listed(spec: Spec, rows: Rows, labels: pa.Array, version: str | None) -> pa
 
     annotator, label = field("annotator"), field("label")
     # A null item, or an annotator missing or null (str(None) would be "None"): the row path.
-    bad = ~_np(items.is_valid()) | ~_np(annotator.is_valid())
-    bad |= ~_np(pc.is_in(label, labels))
+    bad = ~records.bools(items.is_valid()) | ~records.bools(annotator.is_valid())
+    bad |= ~records.bools(pc.is_in(label, labels))
     rows.slow[parents[bad]] = True
     built = pa.StructArray.from_arrays(
         [
@@ -178,7 +176,7 @@ def _listed(spec: Spec, rows: Rows, labels: pa.Array, version: str | None) -> pa
     sorted_a = annotator.take(order)
     same = np.zeros(m, dtype=bool)
     if m > 1:
-        same[1:] = (sorted_p[1:] == sorted_p[:-1]) & _np(
+        same[1:] = (sorted_p[1:] == sorted_p[:-1]) & records.bools(
             pc.equal(sorted_a.slice(1), sorted_a.slice(0, m - 1))
         )
     kept = order_np[~same]

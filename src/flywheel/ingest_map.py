@@ -110,7 +110,9 @@ class Rows:
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return col.cast(pa.string())
         if not pa.types.is_null(kind):
-            self.slow |= _np(col.is_valid())  # str(value) of a number, list, ...: the row path
+            self.slow |= records.bools(
+                col.is_valid()
+            )  # str(value) of a number, list, ...: the row path
         return pa.nulls(self.n, pa.string())
 
     def required(self, name: str | None) -> pa.Array:
@@ -119,7 +121,7 @@ class Rows:
         if col is None:
             self.slow[:] = True
             return pa.nulls(self.n, pa.string())
-        self.slow |= ~_np(pc.match_substring_regex(col, _PRINTABLE))
+        self.slow |= ~records.bools(pc.match_substring_regex(col, _PRINTABLE))
         return col
 
     def optional(self, name: str | None, pattern: str = _PRINTABLE) -> pa.Array:
@@ -127,8 +129,8 @@ class Rows:
         col = self.text(name)
         if col is None:
             return pa.nulls(self.n, pa.string())
-        blank = _np(col.is_null()) | _np(pc.match_substring_regex(col, _BLANK))
-        self.slow |= ~(blank | _np(pc.match_substring_regex(col, pattern)))
+        blank = records.bools(col.is_null()) | records.bools(pc.match_substring_regex(col, _BLANK))
+        self.slow |= ~(blank | records.bools(pc.match_substring_regex(col, pattern)))
         return pc.if_else(pa.array(blank), pa.nulls(self.n, pa.string()), col)
 
     def confidence(self, name: str | None) -> pa.Array:
@@ -141,26 +143,25 @@ class Rows:
             kind = kind.value_type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             col = col.cast(pa.string())
-            blank = _np(col.is_null()) | _np(pc.match_substring_regex(col, _BLANK))
-            plain = _np(pc.match_substring_regex(col, _DECIMAL))
+            blank = records.bools(col.is_null()) | records.bools(
+                pc.match_substring_regex(col, _BLANK)
+            )
+            plain = records.bools(pc.match_substring_regex(col, _DECIMAL))
             value = pc.if_else(pa.array(plain), col, pa.nulls(self.n, pa.string()))
             value = value.cast(pa.float64())
             # A plain decimal has no sign: 0 is 0.0 both ways, only values over 1 go.
-            self.slow |= ~(blank | (plain & _np(pc.less_equal(value, 1.0))))
+            self.slow |= ~(blank | (plain & records.bools(pc.less_equal(value, 1.0))))
             return value
         if pa.types.is_floating(kind) or pa.types.is_integer(kind):
             value = col.cast(pa.float64())
             # Zero goes to the row path: JSON's -0 is 0.0 to Python and -0.0 to pyarrow.
-            inside = _np(pc.and_(pc.greater(value, 0.0), pc.less_equal(value, 1.0)))
-            self.slow |= _np(value.is_valid()) & ~inside
+            inside = records.bools(pc.and_(pc.greater(value, 0.0), pc.less_equal(value, 1.0)))
+            self.slow |= records.bools(value.is_valid()) & ~inside
             return value
-        self.slow |= _np(col.is_valid())  # a bool, a list, ...: str() of it, on the row path
+        self.slow |= records.bools(
+            col.is_valid()
+        )  # a bool, a list, ...: str() of it, on the row path
         return pa.nulls(self.n, pa.float64())
-
-
-def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean column as numpy, null counting as False."""
-    return np.asarray(pc.fill_null(mask, False), dtype=bool)
 
 
 def map_rows(spec: Spec, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray]:
@@ -184,14 +185,16 @@ def map_rows(spec: Spec, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, 
         hits.append(found)
     if spec.layout == "long":
         native = rows.required(manifest["annotations"]["item"])
-        rows.slow |= ~_np(pc.match_substring_regex(native, _TOKEN))
+        rows.slow |= ~records.bools(pc.match_substring_regex(native, _TOKEN))
     else:
         native = rows.optional(fields.get("native_id"), _TOKEN)
-    chash = _hashes(texts["prompt"], texts["response"], _np(native.is_null()) & ~rows.slow)
+    chash = _hashes(
+        texts["prompt"], texts["response"], records.bools(native.is_null()) & ~rows.slow
+    )
     hashed = pc.binary_join_element_wise("h-", pc.utf8_slice_codeunits(chash, 0, 16), "")
     ids = pc.binary_join_element_wise(manifest["source"], pc.coalesce(native, hashed), "/")
     reason = rows.optional(fields.get("reason"))
-    rows.slow |= ~_np(pc.or_(reason.is_null(), pc.is_in(reason, pa.array(REASONS))))
+    rows.slow |= ~records.bools(pc.or_(reason.is_null(), pc.is_in(reason, pa.array(REASONS))))
     columns = {
         "line": pa.array(lines, pa.int64()),
         "src": pa.array(np.arange(n, dtype=np.int64)),
@@ -211,9 +214,9 @@ def map_rows(spec: Spec, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, 
 
 def _over(texts: pa.Array, most: int) -> np.ndarray:
     """Strings longer than ``most`` characters (a string has at least as many bytes)."""
-    over = _np(pc.greater(pc.binary_length(texts), most))
+    over = records.bools(pc.greater(pc.binary_length(texts), most))
     if over.any():
-        over[over] = _np(pc.greater(pc.utf8_length(texts.filter(pa.array(over))), most))
+        over[over] = records.bools(pc.greater(pc.utf8_length(texts.filter(pa.array(over))), most))
     return over
 
 

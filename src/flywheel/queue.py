@@ -74,7 +74,7 @@ Ints = np.ndarray[Any, np.dtype[np.int64]]
 
 def _is_in(values: pa.ChunkedArray | pa.Array, allowed: list[str]) -> Bools:
     found = pc.is_in(values, value_set=pa.array(allowed, pa.string()))
-    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return records.bools(found)
 
 
 def reason_masks(table: pa.Table, guidelines: Guidelines, threshold: float) -> dict[str, Bools]:

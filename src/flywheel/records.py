@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -114,6 +116,11 @@ def with_column(
 def schema_of(names: Iterable[str]) -> pa.Schema:
     """The record schema's fields ``names``, in that order."""
     return pa.schema([SCHEMA.field(n) for n in names])
+
+
+def bools(mask: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    """A boolean column as a numpy bool array, null counting as False."""
+    return np.asarray(pc.fill_null(mask, False), dtype=bool)
 
 
 def one_array(column: pa.ChunkedArray) -> pa.Array:

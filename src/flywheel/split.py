@@ -77,10 +77,6 @@ Bools = np.ndarray[Any, np.dtype[np.bool_]]
 Excluded = list[tuple[Bools, pa.Array | str]]  # rows sampled away, and why
 
 
-def _bools(values: pa.ChunkedArray | pa.Array) -> Bools:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def apply(
     table: pa.Table,
     guidelines: Guidelines,
@@ -90,12 +86,12 @@ def apply(
 ) -> pa.Table:
     # Whole columns through Arrow compute: the object arrays of a million strings this used
     # cost a third of a second.
-    open_ = _bools(pc.is_null(table.column("fate")))
+    open_ = records.bools(pc.is_null(table.column("fate")))
     excluded_labels = [
         name for name in guidelines.label_names if guidelines.action_of(name) == "exclude"
     ]
     action = pc.is_in(table.column("label"), value_set=pa.array(excluded_labels, pa.string()))
-    dropped = open_ & _bools(action)
+    dropped = open_ & records.bools(action)
     why = pc.binary_join_element_wise(
         "label '", pc.fill_null(table.column("label"), ""), "' has guideline action exclude", ""
     )
@@ -229,9 +225,7 @@ def run(
         outputs.train: pc.equal(splits, "train"),
         outputs.eval: pc.equal(splits, "eval"),
     }
-    masks = {
-        path: pc.fill_null(m, False).to_numpy(zero_copy_only=False) for path, m in chosen.items()
-    }
+    masks = {path: records.bools(m) for path, m in chosen.items()}
     columns = {c: table.column(c) for c in COLUMNS}
     written = parts.write_records(layers, columns, masks, keys, outputs.index)
     log.info("split: %d train and eval files written, the others unchanged", written)
