@@ -251,10 +251,9 @@ READS = (
     "round",
 )
 CODE = ("queue", "records")  # the modules whose code decides a partition's queue entries
-# A partition's queued records: the queue's columns but its position, with their priority rank
-# and their row in the partition.
+# A partition's queued records: the queue's columns but its position, with their priority rank.
 ENTRIES_SCHEMA = pa.schema(
-    [*(f for f in QUEUE_SCHEMA if f.name != "position"), ("rank", pa.int64()), ("row", pa.int64())]
+    [*(f for f in QUEUE_SCHEMA if f.name != "position"), ("rank", pa.int64())]
 )
 # What data/queue.jsonl adds to a queue entry: kept beside a partition's first
 # ``queue.export_limit`` entries (null beyond them), since the queue's first entries are among
@@ -291,7 +290,6 @@ def run(
             store.load(one, list(READS)), guidelines, threshold, priority
         )
         found = queue.drop_columns(["position"]).append_column("rank", pa.array(ranks, pa.int64()))
-        found = found.append_column("row", pa.array(rows, pa.int64()))
         head = rows if limit is None else rows[: int(limit)]
         texts = store.take(one, HEAD_FIELDS, np.asarray(head, dtype=np.int64))
         for name in HEAD_FIELDS:
@@ -307,14 +305,11 @@ def run(
     parts.refresh(outputs.records, files, keys, COLUMNS, compute)
     parts.keep_only(outputs.entries, files)
     pieces = []
-    for i, (path, offset) in enumerate(zip(entry_paths, store.spans(files), strict=True)):
+    for i, path in enumerate(entry_paths):
         found = parts.stored(path)
         if found is None or found[0] != keys[i]:  # the patch was kept, its entries were not
             compute(i)
         piece = pq.read_table(path, columns=ENTRIES_SCHEMA.names)
-        piece = piece.set_column(
-            piece.schema.get_field_index("row"), "row", pc.add(piece.column("row"), offset[0])
-        )
         at = pa.array(np.arange(piece.num_rows, dtype=np.int64))
         pieces.append(
             piece.append_column("part", pa.array(np.full(piece.num_rows, i))).append_column(
@@ -336,7 +331,7 @@ def run(
     )
     ordered = entries_.take(order)
     queue = (
-        ordered.drop_columns(["rank", "row", "part", "at"])
+        ordered.drop_columns(["rank", "part", "at"])
         .add_column(0, "position", pa.array(np.arange(1, ordered.num_rows + 1, dtype=np.int64)))
         .cast(QUEUE_SCHEMA)
     )
