@@ -398,9 +398,11 @@ def run(
     if len(every) and pc.count_distinct(every).as_py() < len(every):
         for part in _together(contexts):
             ingest_cache.write(folder, part, "")  # not reusable alone: settled with the others
-    by_path = sorted(range(len(contexts)), key=lambda i: contexts[i].path)
     rows = ingest_cache.ledger_rows(folder, [c.export for c in contexts], ["file", "fate"])
-    quarantine = [q for i in by_path for q in ingest_cache.read_quarantine(folder, names[i])]
+    ordered = ingest_cache.in_ledger_order([c.export for c in contexts])
+    quarantine = [
+        q for e in ordered for q in ingest_cache.read_quarantine(folder, ingest_cache.part_name(e))
+    ]
     table = store.read_layer(folder, ["round", "pii"])
     metrics = {
         "rows_read": rows.num_rows,
