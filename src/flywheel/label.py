@@ -167,10 +167,12 @@ def run(
     keys = []
     mine: list[dict[str, reviews.Decision]] = []
     for path in files:
-        ids = read_parquet(path, ["id"]).column("id")
-        hit = np.asarray(pc.is_in(asked, value_set=ids).to_numpy(zero_copy_only=False), dtype=bool)
-        found |= hit
-        own = {str(i): decisions[str(i)] for i in asked.filter(pa.array(hit)).to_pylist()}
+        own: dict[str, reviews.Decision] = {}
+        if decisions:  # the few decisions hashed, each partition's ids looked up in them
+            ids = read_parquet(path, ["id"]).column("id")
+            named = pc.drop_null(ids.filter(pc.is_in(ids, value_set=asked)))
+            found |= records.bools(pc.is_in(asked, value_set=named))
+            own = {str(i): decisions[str(i)] for i in named.to_pylist()}
         mine.append(own)
         review_key = [dataclasses.asdict(d) for _, d in sorted(own.items())]
         keys.append(parts.key(common, parts.identity(path), review_key))
