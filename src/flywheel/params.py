@@ -14,7 +14,7 @@ DEFAULT_PATH = Path("params.yaml")
 
 
 def _known_keys(path: list[str]) -> list[str]:
-    node: Any = schemas.validator("params").schema
+    node: Any = schemas.schema("params")
     for key in path:
         node = node.get("properties", {}).get(key, {})
     return list(node.get("properties", {}))
