@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -314,6 +316,69 @@ def test_exports_sharing_ids_are_settled_together_as_one_ingest(repo: Path) -> N
         "id 'prod_thumbs_down/td-0002' was already delivered at data/raw/td-1/records.jsonl:3",
         "id 'prod_thumbs_down/td-0003' was already delivered at data/raw/td-1/records.jsonl:4",
     ]
+
+
+def test_a_later_export_repeating_an_id_settles_every_export_together(repo: Path) -> None:
+    """The repeat is found by the parts' id hashes when the earlier parts are reused."""
+    write_export(repo, manifest("td-1"), [row(i) for i in range(4)])
+    run(repo)
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(3, 6)])
+    run(repo)
+    reasons = [q["reason"] for q in quarantine(repo)]
+    assert reasons == [
+        "id 'prod_thumbs_down/td-0003' was already delivered at data/raw/td-1/records.jsonl:4"
+    ]
+
+
+def parts_of(repo: Path) -> tuple[Path, list[str]]:
+    folder = repo / ingest.Outputs().records
+    return folder, sorted(p.name for p in folder.glob("*.records.parquet"))
+
+
+def test_ids_repeat_asks_the_ids_only_when_hashes_repeat(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_export(repo, manifest("td-1"), [row(i) for i in range(4)])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(4, 8)])
+    run(repo)
+    folder, names = parts_of(repo)
+    read: list[str] = []
+    real = ingest_cache.read_ids
+    monkeypatch.setattr(ingest_cache, "read_ids", lambda f, n: read.append(n) or real(f, n))
+    assert not ingest_cache.ids_repeat(folder, names)
+    assert read == []  # the hashes beside the parts decided
+    # Every hash equal, as a collision would make them: the ids decide, and they differ.
+    monkeypatch.setattr(ingest_cache, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    for name in names:
+        (folder / name.replace(".records.parquet", ingest_cache.IDS_SUFFIX)).unlink()
+    assert not ingest_cache.ids_repeat(folder, names)
+    assert read == [*names, *names]  # hashed from the ids (no file beside), then compared
+
+
+@pytest.mark.parametrize("damage", ["missing", "torn", "short", "not numbers"])
+def test_ids_repeat_hashes_the_ids_when_the_file_beside_is_unusable(
+    repo: Path, damage: str
+) -> None:
+    write_export(repo, manifest("td-1"), [row(i) for i in range(4)])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(6, 8)])
+    run(repo)
+    folder, names = parts_of(repo)
+    # Make td-2 repeat an id of td-1 behind the hashes' back: only its ids tell.
+    second = folder / names[1]
+    table = pq.read_table(second)
+    first_id = pq.read_table(folder / names[0]).column("id")[0]
+    ids = pa.array([first_id.as_py(), *table.column("id").to_pylist()[1:]])
+    pq.write_table(table.set_column(table.schema.get_field_index("id"), "id", ids), second)
+    side = folder / names[1].replace(".records.parquet", ingest_cache.IDS_SUFFIX)
+    if damage == "missing":
+        side.unlink()
+    elif damage == "torn":
+        side.write_bytes(side.read_bytes()[:20])
+    elif damage == "short":
+        np.save(side, np.zeros(1, np.uint64))
+    else:
+        np.save(side, np.array(["a", "b"]))
+    assert ingest_cache.ids_repeat(folder, names)
 
 
 # --- The vectorized parts, each against the definition it replaces ----------------------------

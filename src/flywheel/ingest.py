@@ -393,9 +393,7 @@ def run(
         # The largest first: the workers then finish together.
         todo.sort(key=lambda i: -contexts[i].export.file.stat().st_size)
         _build_parts([contexts[i] for i in todo], folder, [prints[i] for i in todo], pool)
-    ids = [ingest_cache.read_ids(folder, name) for name in names]
-    every = pa.chunked_array(ids, pa.string())
-    if len(every) and pc.count_distinct(every).as_py() < len(every):
+    if ingest_cache.ids_repeat(folder, names):
         for part in _together(contexts):
             ingest_cache.write(folder, part, "")  # not reusable alone: settled with the others
     rows = ingest_cache.ledger_rows(folder, [c.export for c in contexts], ["file", "fate"])
