@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 import csv as csv_mod
 import io
 import json
@@ -24,6 +25,7 @@ from flywheel import (
     ingest_cache,
     ingest_text,
     params,
+    parts,
     schemas,
     store,
     validate_rows,
@@ -280,6 +282,50 @@ def test_unchanged_exports_keep_their_part_and_the_outputs_equal_a_fresh_build(
     shutil.rmtree(repo / "data/raw/td-3")
     run(repo)
     assert not list(folder.glob("r0003-*"))
+
+
+def whole_metrics(repo: Path) -> dict[str, object]:
+    """Ingest's metrics counted over its whole outputs, as the stage counted them before each
+    part kept its share."""
+    ledger = ledger_of(repo)
+    table = store.load([repo / ingest.Outputs().records], ["round", "pii"])
+
+    def counted(values: pa.Array | pa.ChunkedArray) -> dict[object, int]:
+        return dict(sorted(collections.Counter(values.to_pylist()).items()))
+
+    return {
+        "rows_read": ledger.num_rows,
+        "records": table.num_rows,
+        "quarantined": len(quarantine(repo)),
+        "superseded_annotations": ledger.column("fate").to_pylist().count("excluded"),
+        "exports": len(set(ledger.column("file").to_pylist())),
+        "pii_records": sum(1 for kinds in table.column("pii").to_pylist() if kinds),
+        "pii_kinds": counted(pa.chunked_array(table.column("pii")).combine_chunks().flatten()),
+        "records_per_round": {str(k): n for k, n in counted(table.column("round")).items()},
+    }
+
+
+def test_metrics_are_the_parts_shares_added(repo: Path) -> None:
+    """Each part keeps its share of the metrics; their sum is the count over the whole outputs,
+    also for a part written without its share (it is counted from its files)."""
+    email = {"prompt": "Mail me at jane.doe@example.com about order #A1-55, please."}
+    write_export(repo, manifest("td-1"), [row(0, **email), row(1), "{broken"])
+    write_export(repo, manifest("td-2", round=2), [row(i) for i in range(2, 5)])
+    write_export(repo, manifest("td-3", round=10), [row(i) for i in range(5, 7)] + ["[]"])
+    write_export(repo, manifest("td-4", round=3), ["{broken"])
+    write_export(repo, manifest("td-0", round=4), [])  # delivered nothing: not counted
+    first = run(repo)
+    assert first == whole_metrics(repo)
+    assert list(first["records_per_round"]) == ["1", "2", "10"]  # by number: td-4 has none
+    assert first["exports"] == 4 and first["pii_records"] == 1 and first["quarantined"] == 3
+    # A part whose records file lacks its share (written before shares were kept).
+    part = repo / ingest.Outputs().records / store.partition_name(2, "td-2")
+    table = pq.read_table(part)
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != parts.COUNTS}
+    pq.write_table(table.replace_schema_metadata(meta), part)
+    assert run(repo) == first
+    write_export(repo, manifest("td-5", round=11), [row(i) for i in range(7, 9)])
+    assert run(repo) == whole_metrics(repo)
 
 
 def test_worker_processes_write_the_same_parts_as_one_process(

@@ -133,13 +133,51 @@ def _sibling(name: str, suffix: str) -> str:
 
 
 def write(folder: Path, part: Part, fingerprint: str) -> None:
-    """The export's three files, the records last (they carry the fingerprint)."""
+    """The export's files, the records last: they carry the fingerprint, and the part's share
+    of the stage's metrics (``counts``)."""
     write_parquet(folder / _sibling(part.name, ROWS_SUFFIX), part.rows.cast(ROWS_SCHEMA))
     write_jsonl(folder / _sibling(part.name, QUARANTINE_SUFFIX), part.quarantine)
     with atomic_open(folder / _sibling(part.name, IDS_SUFFIX), "wb") as f:
         np.save(f, id_hashes(part.records.column("id")))
-    meta = {FINGERPRINT_KEY: fingerprint.encode()} if fingerprint else None
+    found = counts(part.records, part.rows, len(part.quarantine))
+    meta = {parts.COUNTS: json.dumps(found, sort_keys=True).encode()}
+    if fingerprint:
+        meta[FINGERPRINT_KEY] = fingerprint.encode()
     write_parquet(folder / part.name, records.conform(part.records, sort=False), metadata=meta)
+
+
+def counts(table: pa.Table, rows: pa.Table, quarantined: int) -> parts.Counts:
+    """A part's share of ingest's metrics, from its records (``round`` and ``pii`` suffice),
+    its ledger rows (``fate``) and how many rows it quarantined."""
+    pii = table.column("pii")
+    return {
+        "rows_read": rows.num_rows,
+        "records": table.num_rows,
+        "quarantined": quarantined,
+        "superseded_annotations": int(pc.sum(pc.equal(rows["fate"], "excluded")).as_py() or 0),
+        "exports": int(rows.num_rows > 0),
+        "pii_records": int(pc.sum(pc.greater(pc.list_value_length(pii), 0)).as_py() or 0),
+        "pii_kinds": _value_counts(pc.list_flatten(pii)),
+        "records_per_round": {str(k): n for k, n in _value_counts(table["round"]).items()},
+    }
+
+
+def _value_counts(values: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
+    counted = pc.value_counts(values)
+    return dict(
+        zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
+    )
+
+
+def stored_counts(folder: Path, name: str) -> parts.Counts:
+    """A part's ``counts``, from its records file's metadata, else from its files."""
+    meta = pq.read_schema(folder / name).metadata or {}
+    if parts.COUNTS in meta:
+        found: parts.Counts = json.loads(meta[parts.COUNTS])
+        return found
+    quarantined = len(read_quarantine(folder, name))
+    table = pq.read_table(folder / name, columns=["round", "pii"])
+    return counts(table, read_rows(folder, name, ["fate"]), quarantined)
 
 
 def read_ids(folder: Path, name: str) -> pa.Array:
