@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_pipeline import copy_sample
 
-from flywheel import guidelines, params, pipeline, split, store
+from flywheel import guidelines, params, pipeline, split, split_hashes, store
 from records_factory import record, table
 
 G = guidelines.load()
@@ -131,8 +131,8 @@ def test_unit_hashes_in_bulk_equal_the_per_key_definition(
     seed: int, keys: list[str | None]
 ) -> None:
     """Bit for bit: a record's split depends on it, so the bulk path may never drift."""
-    got = split.unit_hashes(seed, pa.array(keys, pa.string()))
-    want = [split.unit_hash(seed, "" if k is None else k) for k in keys]
+    got = split_hashes.unit_hashes(seed, pa.array(keys, pa.string()))
+    want = [split_hashes.unit_hash(seed, "" if k is None else k) for k in keys]
     assert got.tolist() == want
 
 
@@ -159,6 +159,50 @@ def test_the_stage_gives_each_record_the_fate_of_one_apply_over_every_record(
     assert got.equals(whole.select(["id", *split.COLUMNS]))
     capped = [r for r in whole.to_pylist() if "capped" in (r["fate_detail"] or "")]
     assert len(capped) > 5  # the caps did bite, across partitions
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3", "c4"]), st.sampled_from(["train", "eval", None])
+        ),
+        max_size=12,
+    ),
+    ends=st.lists(st.tuples(st.integers(0, 13), st.integers(0, 13)), max_size=10),
+    cut=st.integers(0, 12),
+)
+def test_leakage_equals_a_count_by_hand(
+    rows: list[tuple[str, str | None]], ends: list[tuple[int, int]], cut: int
+) -> None:
+    """Against Python sets and dicts, on tables read in two chunks, with pair ends (ids 12 and
+    13) that no record has."""
+    ids = [f"r{i}" for i in range(len(rows))]
+    columns = {"id": ids, "cluster_id": [c for c, _ in rows], "split": [s for _, s in rows]}
+    cut = min(cut, len(rows))
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch({k: pa.array(v[:cut], pa.string()) for k, v in columns.items()}),
+            pa.record_batch({k: pa.array(v[cut:], pa.string()) for k, v in columns.items()}),
+        ]
+    )
+    pairs = pa.table(
+        {"a": [f"r{a}" for a, _ in ends], "b": [f"r{b}" for _, b in ends]},
+        schema=pa.schema([("a", pa.string()), ("b", pa.string())]),
+    )
+    of = dict(zip(ids, columns["split"], strict=True))
+    seen: dict[str, set[str]] = {}
+    for cluster, where in rows:
+        if where is not None:
+            seen.setdefault(cluster, set()).add(where)
+    crossing = 0
+    for a, b in ends:
+        x, y = of.get(f"r{a}"), of.get(f"r{b}")
+        crossing += x is not None and y is not None and x != y
+    assert split.leakage(table, pairs) == {
+        "leaking_clusters": sum(len(s) > 1 for s in seen.values()),
+        "leaking_pairs": crossing,
+    }
 
 
 def test_leakage_counts_clusters_and_pairs_across_splits() -> None:
