@@ -119,15 +119,15 @@ def test_stage_run_prints_metrics_json(repo: Path) -> None:
 
 
 def test_the_console_script_runs_stages_without_pandas(repo: Path) -> None:
-    """``flywheel.cli.entry`` refuses pandas in its own process (pyarrow imports it only to ask
-    whether a value is a pandas object, 0.25 s a stage); pyarrow must still work without it.
-    ``main`` in its place fails this test: pandas is imported. Nor is jsonschema imported once
-    the configuration was found valid (``flywheel.schemas``): a second run of each stage
-    validates nothing."""
+    """``flywheel.cli.entry`` refuses pandas and scipy in its own process (pyarrow imports
+    pandas only to ask whether a value is a pandas object, numba scipy only to ask for a BLAS);
+    pyarrow and numba must still work without them. ``main`` in its place fails this test:
+    both are imported. Nor is jsonschema imported once the configuration was found valid
+    (``flywheel.schemas``): a second run of each stage validates nothing."""
     write_export(repo, manifest("thumbs-1"), [row(i) for i in range(5)])
     probe = (
-        "import atexit, sys; atexit.register(lambda: print("
-        "'pandas', 'pandas' in sys.modules, 'jsonschema', 'jsonschema' in sys.modules));"
+        "import atexit, sys; atexit.register(lambda: print(*(f'{m} {m in sys.modules}' for m in "
+        "('pandas', 'scipy', 'jsonschema'))));"
         "from flywheel.cli import entry; sys.argv = ['flywheel', sys.argv[1]]; entry()"
     )
     for run in ("first", "again"):
@@ -137,6 +137,6 @@ def test_the_console_script_runs_stages_without_pandas(repo: Path) -> None:
             )
             assert done.returncode == 0, done.stderr
             shown = done.stdout.splitlines()[-1]
-            assert shown.startswith("pandas False"), (stage, done.stdout)
+            assert shown.startswith("pandas False scipy False"), (stage, done.stdout)
             if run == "again":
                 assert shown.endswith("jsonschema False"), (stage, done.stdout)

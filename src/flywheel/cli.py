@@ -44,23 +44,28 @@ def main() -> None:
     keep_freed_memory()
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Refuses to import pandas (see ``entry``)."""
+# Libraries that other libraries import only to ask a question flywheel's answer to is "no":
+# pyarrow imports pandas the first time it converts a Python or numpy value, to ask whether the
+# value is a pandas object (0.25-0.4 s); numba imports scipy.linalg on its first compiled call,
+# to ask whether a BLAS is there for ``np.dot`` (0.35-0.4 s of dedup), which flywheel's
+# kernels do not use. Measured with ``python -X importtime`` and cProfile.
+REFUSED = ("pandas", "scipy")
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Refuses to import the ``REFUSED`` packages (see ``entry``)."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if name.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError("flywheel's own process does not use pandas", name=name)
+        if name.partition(".")[0] in REFUSED:
+            raise ModuleNotFoundError(f"flywheel's own process does not use {name}", name=name)
 
 
 def entry() -> None:
-    """The ``flywheel`` console script: ``main`` in a process of its own."""
-    # pyarrow imports pandas the first time it converts a Python or numpy value, only to ask
-    # whether the value is a pandas object: 0.25-0.4 s of every stage's process, measured with
-    # ``python -X importtime``. flywheel never uses pandas, so its own process refuses the
-    # import and pyarrow skips the check. Not in ``main``: a program that imports flywheel
-    # (its tests too) keeps its pandas.
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())
+    """The ``flywheel`` console script: ``main`` in a process of its own, which refuses the
+    ``REFUSED`` imports (the libraries asking then take the answer "not installed"). Not in
+    ``main``: a program that imports flywheel (its tests too) keeps its pandas and scipy."""
+    if not any(name in sys.modules for name in REFUSED):
+        sys.meta_path.insert(0, _Refuse())
     main()
 
 
