@@ -118,6 +118,30 @@ def test_stage_run_prints_metrics_json(repo: Path) -> None:
     assert code == 0 and json.loads(out)["rows_read"] == 0
 
 
+def test_the_warm_up_compiles_what_the_dedup_stage_calls(repo: Path) -> None:
+    """``minhash.warm_up`` must load each kernel with the types the stage passes: else the stage
+    still pays numba's set-up and a compilation. In a fresh process, after the warm-up, the
+    stage adds no compiled signature to any kernel."""
+    write_export(repo, manifest("thumbs-1"), [row(i) for i in range(5)])
+    probe = """
+import sys
+from flywheel import dedup, kernels, minhash, params
+from flywheel.cli import main
+for stage in ("ingest", "label", "bucket"):
+    main([stage], standalone_mode=False)
+p = params.load()["dedup"]
+minhash.warm_up(dedup.minhash_params(p), float(p["threshold"])).join()
+names = [n for n in dir(kernels) if n.endswith("_into")]
+before = {n: list(getattr(kernels, n).signatures) for n in names}
+main(["dedup"], standalone_mode=False)
+after = {n: list(getattr(kernels, n).signatures) for n in names}
+print(sorted(names), all(before[n] for n in names), before == after)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["True", "True"], done.stdout
+
+
 def test_the_console_script_runs_stages_without_pandas(repo: Path) -> None:
     """``flywheel.cli.entry`` refuses pandas and scipy in its own process (pyarrow imports
     pandas only to ask whether a value is a pandas object, numba scipy only to ask for a BLAS);

@@ -423,6 +423,7 @@ def run(
 ) -> dict[str, Any]:
     """The stage: a new round against the state of the earlier ones when it applies
     (``flywheel.dedup_round``), else every record; both give the same outputs."""
+    minhash.warm_up(minhash_params(params), float(params["threshold"]))  # while inputs load
     metrics = dedup_round.extend(layers, guidelines, params, outputs)
     if metrics is not None:
         return metrics

@@ -45,14 +45,18 @@ Errors::
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from flywheel.jaccard import (
     DEFAULT_MARGIN_SD,
     DEFAULT_THRESHOLD,
+    _agreements,
+    _exact,
     estimated_jaccard,
     exact_jaccard,
     exact_jaccard_pairs,
@@ -62,6 +66,7 @@ from flywheel.lazy import lazy_module
 from flywheel.lsh import (
     DEFAULT_LSH_WEIGHTS,
     DEFAULT_MAX_BUCKET,
+    _band_keys,
     candidate_pairs,
     cross_candidates,
     lsh_params,
@@ -238,3 +243,24 @@ def sketch(
     sigs, shingles = _sketch(texts, params, batch_size, workers, keep=True)
     assert shingles is not None  # keep=True always returns them
     return sigs, shingles
+
+
+def warm_up(params: MinHashParams, threshold: float) -> threading.Thread:
+    """Load every compiled kernel on a thread of its own, started here, by running each step
+    once on two tiny records with the types the stage passes. numba's first compiled call in a
+    process costs 0.4-0.5 s before any work (importing numba and setting up its compiler, even
+    with every kernel in its cache), mostly Python; a stage reads its inputs meanwhile, mostly
+    Arrow I/O, which releases the GIL. A failure here is the stage's own to report later."""
+
+    def run() -> None:
+        try:
+            sigs, shingles = sketch(pa.array(["a warm up", "another warm up"]), params)
+            _agreements(sigs, sigs, np.zeros(1, np.int64), np.ones(1, np.int64))
+            _exact(shingles, shingles, np.zeros(1, np.int64), np.ones(1, np.int64))
+            _band_keys(sigs, *lsh_params(threshold, params.num_perm))
+        except Exception:  # the stage meets the same error and reports it
+            pass
+
+    thread = threading.Thread(target=run, name="flywheel-warm-up", daemon=True)
+    thread.start()
+    return thread
