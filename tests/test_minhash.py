@@ -11,6 +11,7 @@ The corpus helpers (``banking77_texts``, ``perturbed_corpus``, ``exact_pairs``) 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import random
 import re
@@ -21,6 +22,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +31,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flywheel import lsh
 from flywheel import minhash as mh
 from flywheel.errors import ConfigError, InputError
 from flywheel.unionfind import clusters
@@ -598,6 +601,33 @@ def test_match_against_windows_giant_buckets_like_a_full_run(
     cross = full[(full[:, 0] < n_old) & (full[:, 1] >= n_old)]
     expected = {(int(j) - n_old, int(i)) for i, j in cross}
     found = mh.match_against(sigs[n_old:], sigs[:n_old], 4, 4, 0.0, max_bucket=max_bucket)
+    assert as_set(found) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=4),
+    st.integers(1, 12),
+    st.integers(2, 5),
+    st.integers(1, 5),
+    st.integers(0, 2**32 - 1),
+)
+def test_cross_candidates_over_segments_in_chunks_equal_a_full_run(
+    segments: list[int], n_new: int, max_bucket: int, chunk: int, seed: int
+) -> None:
+    """The old records as several segments, read by the compiled pass ``chunk`` records at a
+    time: the same cross pairs as ``candidate_pairs`` over old and new together."""
+    rng = np.random.default_rng(seed)
+    n_old = sum(segments)
+    sigs = rng.integers(0, 3, size=(n_old + n_new, 16), dtype=np.uint32)
+    sigs[: n_old // 2, :4] = 7  # a shared band: a bucket above max_bucket
+    full = mh.candidate_pairs(sigs, 4, 4, max_bucket=max_bucket)
+    cross = full[(full[:, 0] < n_old) & (full[:, 1] >= n_old)]
+    expected = {(int(j) - n_old, int(i)) for i, j in cross}
+    bounds = np.cumsum([0, *segments])
+    olds = [sigs[a:b] for a, b in itertools.pairwise(bounds.tolist())]
+    with mock.patch.object(lsh, "_HIT_CHUNK", chunk):
+        found = lsh.cross_candidates(sigs[n_old:], olds, 4, 4, max_bucket=max_bucket)
     assert as_set(found) == expected
 
 

@@ -249,6 +249,22 @@ def normalize_ascii_into(
     return at
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _band_key(
+    sigs: UInt32Array,
+    i: int,
+    b: int,
+    rows: int,
+    coefficients: npt.NDArray[np.uint64],
+    salts: npt.NDArray[np.uint64],
+) -> np.uint64:
+    """Record ``i``'s key of band ``b``: ``fmix64(sum(row value * coefficient) ^ salt)``."""
+    h = np.uint64(0)
+    for r in range(rows):
+        h += np.uint64(sigs[i, b * rows + r]) * coefficients[r]
+    return _fmix64(h ^ salts[b])
+
+
 @_compiled
 def band_keys_into(
     sigs: UInt32Array,
@@ -266,9 +282,45 @@ def band_keys_into(
     for i in range(n):
         total = np.uint64(0)
         for b in range(bands):
-            h = np.uint64(0)
-            for r in range(rows):
-                h += np.uint64(sigs[i, b * rows + r]) * coefficients[r]
-            keys[i, b] = _fmix64(h ^ salts[b])
+            keys[i, b] = _band_key(sigs, i, b, rows, coefficients, salts)
             total += keys[i, b] * weights[b]
         whole[i] = _fmix64(total)
+
+
+@_compiled
+def band_hits_into(
+    sigs: UInt32Array,
+    rows: int,
+    coefficients: npt.NDArray[np.uint64],
+    salts: npt.NDArray[np.uint64],
+    weights: npt.NDArray[np.uint64],
+    seen: npt.NDArray[np.bool_],
+    shift: int,
+    low: np.uint64,
+    base: int,
+    hit_index: Int64Array,
+    hit_key: npt.NDArray[np.uint64],
+    whole: npt.NDArray[np.uint64],
+) -> int:
+    """``band_keys_into``'s keys (same bits), keeping only those whose top bits ``seen`` marks
+    (``seen[key >> shift]``): their flat index ``(base + record) * bands + band`` into
+    ``hit_index`` and the key without its ``low`` bits into ``hit_key``; returns how many.
+    ``whole[i]`` is set for the records with a hit. Matching a round against a million stored
+    signatures this way skips the nine million keys that cannot match, where computing them all
+    and then looking them up cost 0.6-0.9 s."""
+    n, bands = sigs.shape[0], salts.size
+    count = 0
+    for i in range(n):
+        total = np.uint64(0)
+        hit = False
+        for b in range(bands):
+            key = _band_key(sigs, i, b, rows, coefficients, salts)
+            total += key * weights[b]
+            if seen[key >> np.uint64(shift)]:
+                hit_index[count] = (base + i) * bands + b
+                hit_key[count] = key & ~low
+                count += 1
+                hit = True
+        if hit:
+            whole[i] = _fmix64(total)
+    return count

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ from flywheel.jaccard import (
 from flywheel.lazy import lazy_module
 from flywheel.minhash_params import (
     _U64,
+    THREADS,
     Int64Array,
     UInt32Array,
     UInt64Array,
@@ -123,6 +125,15 @@ def _check_bands(num_perm: int, bands: int, rows: int, max_bucket: int) -> None:
         raise ValueError(f"max_bucket must be at least 2, but it is {max_bucket}.")
 
 
+def _band_constants(bands: int, rows: int) -> tuple[UInt64Array, UInt64Array, UInt64Array]:
+    """Independent random constants per row, per band and for the whole-signature key
+    (sharing one stream made a row constant equal a band salt, and keys collide across bands)."""
+    coefficients = _fmix64(_stream(0x5BD1E995, rows)) | _U64(1)
+    salts = _fmix64(_stream(0x27D4EB2F, bands))
+    weights = _fmix64(_stream(0x165667B1, bands)) | _U64(1)
+    return coefficients, salts, weights
+
+
 def _band_keys(sigs: UInt32Array, bands: int, rows: int) -> tuple[UInt64Array, UInt64Array]:
     """One uint64 key per record and band ``(n, bands)``, and a whole-signature key ``(n,)``.
 
@@ -132,11 +143,7 @@ def _band_keys(sigs: UInt32Array, bands: int, rows: int) -> tuple[UInt64Array, U
     removes such pairs like any other false candidate.
     """
     n = sigs.shape[0]
-    # Independent random constants per row, per band and for the whole-signature key
-    # (sharing one stream made a row constant equal a band salt, and keys collide across bands).
-    coefficients = _fmix64(_stream(0x5BD1E995, rows)) | _U64(1)
-    salts = _fmix64(_stream(0x27D4EB2F, bands))
-    weights = _fmix64(_stream(0x165667B1, bands)) | _U64(1)
+    coefficients, salts, weights = _band_constants(bands, rows)
     keys = np.empty((n, bands), dtype=np.uint64)
     whole = np.empty(n, dtype=np.uint64)
     # One compiled pass (flywheel.kernels); numpy took a uint64 copy of the signatures, an
@@ -316,26 +323,20 @@ def cross_candidates(
     total = (n_old + n_new) * bands
     low = _index_bits(total, bands)
     new_keys, new_whole = _band_keys(new, bands, rows)
-    old_parts = [_band_keys(old, bands, rows) for old in olds if old.shape[0]]
-    if len(old_parts) == 1:
-        old_keys, old_whole = old_parts[0]
-    else:
-        old_keys = np.concatenate([k for k, _ in old_parts] or [np.zeros((0, bands), _U64)])
-        old_whole = np.concatenate([w for _, w in old_parts] or [np.zeros(0, _U64)])
     # Only the buckets that hold a new record can pair it: their old entries, found by a hash
     # lookup, are sorted with the new ones instead of every old band key (a sort of 9 million
     # keys for a million old records, where a round adds a few thousand).
     new_high = new_keys.reshape(-1) & ~low
-    old_high = old_keys.reshape(-1) & ~low
     # A bitmap of the new keys' top 24 bits (keys are fmix64 outputs, so uniform) passes about
-    # one old key in a hundred to the exact hash lookup, which alone cost 0.5 s a round.
-    seen = np.zeros(1 << 24, dtype=bool)
-    seen[new_high >> _U64(40)] = True
-    maybe = np.flatnonzero(seen[old_high >> _U64(40)])
-    shared = pc.is_in(pa.array(old_high[maybe]), value_set=pa.array(np.unique(new_high)))
-    hit = maybe[shared.to_numpy(zero_copy_only=False)].astype(np.uint64)
+    # one old key in a hundred to the exact hash lookup; the old keys it stops are never kept.
+    seen = np.zeros(1 << _SEEN_BITS, dtype=bool)
+    seen[new_high >> _U64(64 - _SEEN_BITS)] = True
+    maybe, maybe_high, old_whole = _old_hits(olds, bands, rows, seen, low)
+    shared = pc.is_in(pa.array(maybe_high), value_set=pa.array(np.unique(new_high)))
+    kept = shared.to_numpy(zero_copy_only=False)
+    hit, old_high = maybe[kept].astype(np.uint64), maybe_high[kept]
     order, starts, sizes = _buckets(
-        np.concatenate((old_high[hit], new_high)),
+        np.concatenate((old_high, new_high)),
         np.concatenate((old_whole, new_whole)),
         bands,
         max_bucket,
@@ -358,6 +359,53 @@ def cross_candidates(
     new_idx = order[new_positions[source]] // bands - n_old
     old_idx = order[old_positions[partner]] // bands
     return _unique_pairs(new_idx, old_idx, max(n_old, 1))
+
+
+_SEEN_BITS = 24  # the bitmap's key bits: 16 MB, above the flat index bits (at most 40)
+_HIT_CHUNK = 1 << 16  # old records per kernel call (its output buffers hold them all)
+
+
+def _old_hits(
+    olds: list[UInt32Array], bands: int, rows: int, seen: npt.NDArray[np.bool_], low: np.uint64
+) -> tuple[Int64Array, UInt64Array, UInt64Array]:
+    """The old band keys ``seen`` lets through: their flat indices among all old records' band
+    keys, those keys without their ``low`` bits, and every old record's whole-signature key (set
+    for the records with such a key). One compiled pass over chunks of records on threads, the
+    nine million keys of a million records never held at once (``kernels.band_hits_into``)."""
+    coefficients, salts, weights = _band_constants(bands, rows)
+    whole = np.zeros(sum(len(old) for old in olds), dtype=np.uint64)
+    jobs, base = [], 0
+    for old in olds:
+        jobs += [
+            (old, s, min(s + _HIT_CHUNK, len(old)), base) for s in range(0, len(old), _HIT_CHUNK)
+        ]
+        base += len(old)
+
+    def one(job: tuple[UInt32Array, int, int, int]) -> tuple[Int64Array, UInt64Array]:
+        old, start, stop, at = job
+        index = np.empty((stop - start) * bands, dtype=np.int64)
+        key = np.empty((stop - start) * bands, dtype=np.uint64)
+        found = kernels.band_hits_into(
+            np.ascontiguousarray(old[start:stop], dtype=np.uint32),
+            rows,
+            coefficients,
+            salts,
+            weights,
+            seen,
+            64 - _SEEN_BITS,
+            low,
+            at + start,
+            index,
+            key,
+            whole[at + start : at + stop],
+        )
+        return index[:found], key[:found]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        parts = list(pool.map(one, jobs))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64), whole
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), whole
 
 
 def match_against(
