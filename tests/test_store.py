@@ -7,7 +7,10 @@ import stat
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flywheel import records, store
 from flywheel.errors import InputError
@@ -73,3 +76,21 @@ def test_outputs_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
     finally:
         os.umask(old)
         io.new_file_mode.cache_clear()
+
+
+WORDS = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "", "é"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(WORDS, max_size=8), st.lists(WORDS, max_size=12), st.integers(0, 12))
+def test_positions_equal_index_in(
+    values: list[str | None], among: list[str | None], cut: int
+) -> None:
+    """``records.positions`` hashes the values, not ``among``, and answers as ``index_in``:
+    first occurrences, repeated values, nulls, and ``among`` in two chunks."""
+    chunked = pa.chunked_array(
+        [pa.array(among[:cut], pa.string()), pa.array(among[cut:], pa.string())]
+    )
+    want = pc.index_in(pa.array(values, pa.string()), value_set=pa.array(among, pa.string()))
+    got = records.positions(pa.array(values, pa.string()), chunked)
+    assert got.tolist() == [-1 if w is None else w for w in want.to_pylist()]

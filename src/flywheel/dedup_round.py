@@ -304,8 +304,8 @@ class _Round:
         encoded = pc.dictionary_encode(dedup.keys(table, self.fields, source)).combine_chunks()
         local = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         distinct = encoded.dictionary
-        at = pc.index_in(distinct, value_set=self.state.keys)
-        known = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+        at = records.positions(distinct, self.state.keys)
+        known = at >= 0
         rounds = table.column("round").to_numpy(zero_copy_only=False).astype(np.int64)
         first_round = np.full(len(distinct), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first_round, local, rounds)
@@ -314,7 +314,7 @@ class _Round:
         fresh = np.flatnonzero(~known)
         fresh = fresh[np.lexsort((first_row[fresh], first_round[fresh]))]
         ordinal = np.empty(len(distinct), dtype=np.int64)
-        ordinal[known] = at.filter(pc.is_valid(at)).to_numpy()
+        ordinal[known] = at[known]
         ordinal[fresh] = len(self.state.keys) + np.arange(len(fresh))
         return (
             ordinal[local],

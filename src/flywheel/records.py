@@ -123,6 +123,23 @@ def bools(mask: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     return np.asarray(pc.fill_null(mask, False), dtype=bool)
 
 
+def positions(
+    values: pa.Array | pa.ChunkedArray, among: pa.Array | pa.ChunkedArray
+) -> npt.NDArray[np.int64]:
+    """For each of ``values``, the position of its first occurrence in ``among`` (-1: none), as
+    ``pc.index_in(values, value_set=among)`` (a null finds a null), but with the hash table
+    built on ``values``: a round's few values are hashed instead of a million ids or keys
+    (0.2-0.3 s), and ``among`` is only probed."""
+    distinct = pc.unique(values)
+    where = pc.index_in(among, value_set=distinct)
+    found = np.flatnonzero(bools(pc.is_valid(where)))
+    which = np.asarray(pc.drop_null(where).to_numpy(zero_copy_only=False), dtype=np.int64)
+    first = np.full(len(distinct), -1, dtype=np.int64)
+    first[which[::-1]] = found[::-1]  # the last assignment wins: the first occurrence
+    of = pc.index_in(values, value_set=distinct).to_numpy(zero_copy_only=False)
+    return first[np.asarray(of, dtype=np.int64)]
+
+
 def one_array(column: pa.ChunkedArray) -> pa.Array:
     """The column as one array: its only chunk as it is (``combine_chunks`` copies even one,
     half a gigabyte of memory-mapped signatures at a million keys)."""

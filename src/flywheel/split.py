@@ -151,13 +151,7 @@ def leakage(table: pa.Table, pairs: pa.Table | None = None) -> dict[str, int]:
     crossing = 0
     if pairs is not None and pairs.num_rows:
         ends = pa.chunked_array([*pairs.column("a").chunks, *pairs.column("b").chunks])
-        distinct = pc.unique(ends)
-        # Each record's place among the ends (the ends hashed, not every id), then each end's.
-        at = pc.index_in(table.column("id"), value_set=distinct)
-        found = records.bools(pc.is_valid(at))
-        row_of = np.full(len(distinct), -1, dtype=np.int64)
-        row_of[pc.drop_null(at).to_numpy()] = np.flatnonzero(found)
-        rows = row_of[np.asarray(pc.index_in(ends, value_set=distinct).to_numpy(), np.int64)]
+        rows = records.positions(ends, table.column("id"))
         of = records.one_array(split).take(pa.array(rows, mask=rows < 0))
         a, b = of.slice(0, pairs.num_rows), of.slice(pairs.num_rows)
         crossing = int(pc.sum(pc.fill_null(pc.not_equal(a, b), False)).as_py() or 0)
