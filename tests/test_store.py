@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -94,3 +95,19 @@ def test_positions_equal_index_in(
     want = pc.index_in(pa.array(values, pa.string()), value_set=pa.array(among, pa.string()))
     got = records.positions(pa.array(values, pa.string()), chunked)
     assert got.tolist() == [-1 if w is None else w for w in want.to_pylist()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 19), max_size=25), st.integers(1, 25))
+def test_reading_rows_reads_their_row_groups(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[int], group: int
+) -> None:
+    """``store._read_rows`` (whole groups, in any order, repeated) equals taking the rows of
+    the whole file; with every group needed it reads the file."""
+    path = tmp_path_factory.mktemp("groups") / "part.parquet"
+    whole = pa.table({"id": [f"r{i}" for i in range(20)], "n": list(range(20))})
+    write_parquet(path, whole, row_group=group)
+    wanted = np.array(rows, dtype=np.int64)
+    assert store._read_rows(path, ["n", "id"], wanted).equals(
+        whole.select(["n", "id"]).take(pa.array(wanted, pa.int64()))
+    )

@@ -48,6 +48,10 @@ from flywheel.store import FINGERPRINT_KEY, PARTITION_SUFFIX, partition_name
 ROWS_SUFFIX = ".rows.parquet"
 QUARANTINE_SUFFIX = ".quarantine.jsonl"
 IDS_SUFFIX = ".ids.npy"
+# Rows per row group of the records files: a few records' texts (queue.jsonl's head, say) are
+# then read from a group of them, 6 ms, not from the whole partition, 0.1 s (measured on the
+# 172,000-record partition of the 1M benchmark: the file grows 6%, reading it all gets faster).
+ROW_GROUP = 8192
 # The modules whose code decides what an export becomes: a change to any refreshes every export.
 MODULES = (
     "exports",
@@ -143,7 +147,7 @@ def write(folder: Path, part: Part, fingerprint: str) -> None:
     meta = {parts.COUNTS: json.dumps(found, sort_keys=True).encode()}
     if fingerprint:
         meta[FINGERPRINT_KEY] = fingerprint.encode()
-    write_parquet(folder / part.name, records.conform(part.records, sort=False), metadata=meta)
+    write_parquet(folder / part.name, records.conform(part.records, sort=False), meta, ROW_GROUP)
 
 
 def counts(table: pa.Table, rows: pa.Table, quarantined: int) -> parts.Counts:

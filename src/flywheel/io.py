@@ -97,12 +97,17 @@ PARQUET_OPTIONS: dict[str, Any] = {
 ROW_GROUP = 1 << 20
 
 
-def write_parquet(path: Path, table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> None:
-    """Write ``table`` deterministically (``PARQUET_OPTIONS``, fixed row groups), with
-    ``metadata`` as its only schema metadata."""
+def write_parquet(
+    path: Path,
+    table: pa.Table,
+    metadata: dict[bytes, bytes] | None = None,
+    row_group: int = ROW_GROUP,
+) -> None:
+    """Write ``table`` deterministically (``PARQUET_OPTIONS``, row groups of ``row_group``
+    rows), with ``metadata`` as its only schema metadata."""
     table = table.replace_schema_metadata(metadata)
     with atomic_open(path, "wb") as f:
-        pq.write_table(table, f, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
+        pq.write_table(table, f, row_group_size=row_group, **PARQUET_OPTIONS)
 
 
 def require_output(path: Path) -> Path:

@@ -182,14 +182,30 @@ def take(layers: Sequence[Path], columns: Sequence[str], rows: npt.NDArray[np.in
     for part, (offset, n) in zip(files, spans(files), strict=True):
         mine = np.flatnonzero((rows >= offset) & (rows < offset + n))
         if len(mine):
-            table = pq.read_table(part, columns=own)
-            pieces.append(table.take(pa.array(rows[mine] - offset)))
+            pieces.append(_read_rows(part, own, rows[mine] - offset))
             where[mine] = done + np.arange(len(mine))
             done += len(mine)
     joined = pa.concat_tables(pieces) if pieces else records.schema_of(own).empty_table()
     if not np.array_equal(where, np.arange(len(rows))):  # rows out of order: put them back
         joined = joined.take(pa.array(where))
     return _assemble(wanted, out, joined.cast(records.schema_of(own)))
+
+
+def _read_rows(path: Path, columns: list[str], rows: npt.NDArray[np.int64]) -> pa.Table:
+    """``columns`` of ``rows`` of one Parquet file, reading only the row groups that hold them
+    (ingest writes ``ingest_cache.ROW_GROUP`` rows a group: one record's texts cost a group,
+    not the file)."""
+    f = pq.ParquetFile(path)
+    sizes = np.array([f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)])
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    group = np.searchsorted(starts, rows, side="right") - 1
+    needed = np.unique(group)
+    if len(needed) == len(sizes):
+        return f.read(columns=columns).take(pa.array(rows))
+    at = np.zeros(len(sizes), dtype=np.int64)  # each needed group's first row in what is read
+    at[needed] = np.concatenate(([0], np.cumsum(sizes[needed])[:-1]))
+    table = f.read_row_groups(needed.tolist(), columns=columns)
+    return table.take(pa.array(at[group] + rows - starts[group]))
 
 
 def spans(files: Sequence[Path]) -> list[tuple[int, int]]:
