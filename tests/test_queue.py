@@ -137,7 +137,13 @@ def test_the_merged_queue_equals_one_build_over_every_record(
     for name in pipeline.ORDER[: pipeline.ORDER.index("queue")]:
         pipeline.run_stage(name)
     pipeline.run_stage("queue", overrides={"export_limit": limit})
-    params = params_mod.load(Path("params.yaml"))["queue"]
+    assert_one_build({"export_limit": limit})
+
+
+def assert_one_build(overrides: dict[str, Any]) -> None:
+    """The queue files equal deciding every record at once, with the queue's params and
+    ``overrides``."""
+    params = {**params_mod.load(Path("params.yaml"))["queue"], **overrides}
     whole = store.load(pipeline.LAYERS["queue"], list(stage.READS))
     _, expected, rows, _ = stage.build(
         whole,
@@ -147,7 +153,43 @@ def test_the_merged_queue_equals_one_build_over_every_record(
     )
     assert expected.num_rows > 10
     assert pq.read_table("data/queue.parquet").equals(expected)
+    limit = params["export_limit"]
     n = expected.num_rows if limit is None else min(limit, expected.num_rows)
     texts = store.take(pipeline.LAYERS["queue"], stage.ENTRY_FIELDS, rows[:n])
     lines = Path("data/queue.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == stage.entries(expected.slice(0, n), texts)
+
+
+def test_a_recomputed_partition_reads_only_the_texts_its_entries_lacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition decided again keeps the texts of the records its previous entries held
+    (same ingest identity); only newly queued records' texts are read. Another texts key (a
+    re-ingested partition) reads them all. The queue equals one build either way."""
+    copy_sample(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in pipeline.ORDER[: pipeline.ORDER.index("queue")]:
+        pipeline.run_stage(name)
+    low = {"export_limit": None, "confidence_threshold": 0.3}
+    before = pipeline.run_stage("queue", overrides=low)["queued"]
+    read: list[int] = []
+    real = store.take
+
+    def counting(layers: Any, columns: Any, rows: Any) -> Any:
+        if list(columns) == list(stage.HEAD_FIELDS):
+            read.append(len(rows))
+        return real(layers, columns, rows)
+
+    monkeypatch.setattr(store, "take", counting)
+    high = {"export_limit": None, "confidence_threshold": 0.9}
+    after = pipeline.run_stage("queue", overrides=high)["queued"]
+    assert after > before
+    assert sum(read) == after - before
+    assert_one_build(high)
+    lines = Path("data/queue.jsonl").read_text().splitlines()
+    read.clear()
+    monkeypatch.setattr(stage, "_texts_key", lambda layers, partition: "re-ingested")
+    pipeline.run_stage("queue", overrides={**high, "priority": ["unlabeled"]})
+    assert sum(read) == after  # every text read again
+    pipeline.run_stage("queue", overrides=high)
+    assert Path("data/queue.jsonl").read_text().splitlines() == lines

@@ -101,13 +101,14 @@ def reason_masks(table: pa.Table, guidelines: Guidelines, threshold: float) -> d
         for c in pc.unique(table.column("error_category")).to_pylist()
         if guidelines.risk_of(c) == "high"
     ]
-    carried = table.column("queue_reasons").to_pylist()
+    carried = records.one_array(table.column("queue_reasons"))
+    conflicting = np.zeros(table.num_rows, dtype=bool)
+    named = pc.equal(pc.list_flatten(carried), "conflicting_duplicates")
+    conflicting[pc.list_parent_indices(carried).filter(named).to_numpy()] = True
     return {
         "guideline_changed": _is_in(keys, changed) & labelled,
         "disagreement": _is_in(status, ["disputed"]),
-        "conflicting_duplicates": np.array(
-            [bool(r) and "conflicting_duplicates" in r for r in carried], dtype=bool
-        ),
+        "conflicting_duplicates": conflicting,
         "high_risk": ~labelled & _is_in(table.column("error_category"), high),
         "low_confidence": ~np.isnan(conf) & (conf < threshold) & ~reviewed,
         "uncategorized": _is_in(table.column("error_category"), [UNCATEGORIZED]),
@@ -178,17 +179,15 @@ def build(
     reasons = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(col_of)))
     all_index = np.full(table.num_rows, -1, dtype=np.int64)
     all_index[queued] = np.arange(len(queued))
-    fate = np.asarray(table.column("fate").to_numpy(zero_copy_only=False), dtype=object)
-    detail = np.asarray(table.column("fate_detail").to_numpy(zero_copy_only=False), dtype=object)
-    fate[queued] = "queued"
-    detail[queued] = np.asarray(
-        pc.binary_join(reasons, ", ").to_numpy(zero_copy_only=False), dtype=object
-    )
+    every = reasons.take(pa.array(all_index, mask=all_index < 0))  # null where not queued
+    is_queued = pa.array(all_index >= 0)
     out = records.replace(
         table,
-        queue_reasons=reasons.take(pa.array(all_index, mask=all_index < 0)),
-        fate=pa.array(fate, pa.string()),
-        fate_detail=pa.array(detail, pa.string()),
+        queue_reasons=every,
+        fate=pc.if_else(is_queued, "queued", records.one_array(table.column("fate"))),
+        fate_detail=pc.if_else(
+            is_queued, pc.binary_join(every, ", "), records.one_array(table.column("fate_detail"))
+        ),
     )
     rows = queued[order]
     ordered = reasons.take(pa.array(order))
@@ -290,16 +289,16 @@ def run(
             store.load(one, list(READS)), guidelines, threshold, priority
         )
         found = queue.drop_columns(["position"]).append_column("rank", pa.array(ranks, pa.int64()))
-        head = rows if limit is None else rows[: int(limit)]
-        texts = store.take(one, HEAD_FIELDS, np.asarray(head, dtype=np.int64))
+        head = np.asarray(rows if limit is None else rows[: int(limit)], dtype=np.int64)
+        texts_key = _texts_key(one, files[i])
+        texts = _head_texts_of(entry_paths[i], texts_key, one, head, found.column("id"))
         for name in HEAD_FIELDS:
             pad = pa.nulls(len(rows) - len(head), texts.schema.field(name).type)
             found = found.append_column(
                 name, pa.concat_arrays([records.one_array(texts[name]), pad])
             )
-        write_parquet(
-            entry_paths[i], found.cast(CACHE_SCHEMA), metadata={parts.KEY: keys[i].encode()}
-        )
+        meta = {parts.KEY: keys[i].encode(), TEXTS_KEY: texts_key.encode()}
+        write_parquet(entry_paths[i], found.cast(CACHE_SCHEMA), {**meta, HEAD: b"%d" % len(head)})
         return table, {}
 
     parts.refresh(outputs.records, files, keys, COLUMNS, compute)
@@ -354,6 +353,46 @@ def run(
     write_jsonl(outputs.export, entries(queue.slice(0, n_head), texts))
     write_json(outputs.metrics, metrics)
     return metrics
+
+
+TEXTS_KEY = b"flywheel.queue.texts"  # what a partition's head texts are a function of
+HEAD = b"flywheel.queue.head"  # how many leading entries carry them
+
+
+def _texts_key(layers: Sequence[Path], partition: Path) -> str:
+    """What the ``HEAD_FIELDS`` of a partition's records are a function of: its identity, and
+    the keys of its files in the patch layers that hold any of them (none, today)."""
+    owner = store.owners(layers, HEAD_FIELDS)
+    return parts.key(
+        parts.identity(partition), parts.upstream(layers[: max(owner.values()) + 1], partition)
+    )
+
+
+def _head_texts_of(
+    path: Path, texts_key: str, layers: Sequence[Path], rows: Ints, ids: pa.ChunkedArray
+) -> pa.Table:
+    """``HEAD_FIELDS`` of the records at ``rows`` (ids ``ids[: len(rows)]``): those the
+    partition's previous entries file holds, written for the same ``texts_key``, from it; the
+    others read. A round that queues one more record of a partition (an earlier representative
+    found conflicting) then reads its texts from one row group, not the partition's."""
+    schema = records.schema_of(HEAD_FIELDS)
+    known = schema.empty_table().append_column("id", pa.array([], pa.string()))
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        if meta.get(TEXTS_KEY) == texts_key.encode():
+            kept = pq.read_table(path, columns=["id", *HEAD_FIELDS]).slice(0, int(meta[HEAD]))
+            known = kept.select([*HEAD_FIELDS, "id"]).cast(known.schema)
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        pass  # none, or unreadable: every text is read
+    at = records.positions(ids.slice(0, len(rows)), known.column("id"))
+    have, missing = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
+    read = store.take(layers, HEAD_FIELDS, rows[missing]) if len(missing) else schema.empty_table()
+    joined = pa.concat_tables(
+        [known.select(HEAD_FIELDS).take(pa.array(at[have])), read.cast(schema)]
+    )
+    where = np.empty(len(rows), dtype=np.int64)
+    where[have], where[missing] = np.arange(len(have)), len(have) + np.arange(len(missing))
+    return joined.take(pa.array(where))
 
 
 def _head_texts(paths: Sequence[Path], head: pa.Table, part: Ints, at: Ints) -> pa.Table:
