@@ -404,14 +404,21 @@ class _Round:
         marked = 0
         spans = store.spans(old_files)
         for partition, (start, size) in zip(old_files, spans, strict=True):
-            mine = np.sort(rows[(rows >= start) & (rows < start + size)]) - start
+            mine = np.unique(rows[(rows >= start) & (rows < start + size)]) - start
             if not len(mine):
                 continue
             path = store.patch_path(self.outputs.records, partition)
             patch = store.read_layer(path, ["id", *dedup.COLUMNS])
-            reasons = patch.column("queue_reasons").to_pylist()
-            marked += dedup.add_conflict(reasons, mine.tolist())
-            patch = records.replace(patch, queue_reasons=pa.array(reasons, pa.list_(pa.string())))
+            column = records.one_array(patch.column("queue_reasons"))
+            # Only the marked rows' lists go through Python; the column is spliced around them.
+            reasons = column.take(pa.array(mine)).to_pylist()
+            marked += dedup.add_conflict(reasons, range(len(mine)))
+            pieces, start = [], 0
+            for row, value in zip(mine.tolist(), reasons, strict=True):
+                pieces += [column.slice(start, row - start), pa.array([value], column.type)]
+                start = row + 1
+            spliced = pa.concat_arrays([*pieces, column.slice(start)])
+            patch = records.replace(patch, queue_reasons=spliced)
             parts.write_patches(self.outputs.records, [partition], patch, dedup.COLUMNS, self.files)
         return marked
 
