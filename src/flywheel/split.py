@@ -41,7 +41,7 @@ def assign(cluster_id: str, seed: int, eval_fraction: float) -> str:
 
 
 Bools = np.ndarray[Any, np.dtype[np.bool_]]
-Excluded = list[tuple[Bools, pa.Array | str]]  # rows sampled away, and why
+Excluded = list[tuple[Bools, pa.Array | str]]  # rows sampled away, and why (one, or each's)
 Hashes = Callable[[int, pa.ChunkedArray | pa.Array, Bools], Floats]  # unit_hashes, or Cached
 
 
@@ -61,10 +61,9 @@ def apply(
     ]
     action = pc.is_in(table.column("label"), value_set=pa.array(excluded_labels, pa.string()))
     dropped = open_ & records.bools(action)
-    why = pc.binary_join_element_wise(
-        "label '", pc.fill_null(table.column("label"), ""), "' has guideline action exclude", ""
-    )
-    excluded: Excluded = [(dropped, why)]
+    named = pc.fill_null(records.one_array(table.column("label")).filter(dropped), "")
+    why = pc.binary_join_element_wise("label '", named, "' has guideline action exclude", "")
+    excluded: Excluded = [(dropped, why)]  # the reasons of the dropped rows alone
     open_ &= ~dropped
     excluded += _sample(table, seed, sampling or {}, open_, hashes)
     u = hashes(seed, table.column("cluster_id"), open_)
@@ -76,7 +75,10 @@ def apply(
     for rows, reason in excluded:
         mask = pa.array(rows)
         fate = pc.if_else(mask, "excluded", fate)
-        detail = pc.if_else(mask, reason, detail)
+        if isinstance(reason, str):
+            detail = pc.if_else(mask, reason, detail)
+        else:  # one reason per excluded row
+            detail = pc.replace_with_mask(detail, mask, reason)
     fate = pc.if_else(pa.array(open_), splits, fate)
     return records.typed(records.replace(table, split=splits, fate=fate, fate_detail=detail))
 

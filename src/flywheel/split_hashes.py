@@ -68,6 +68,7 @@ class Cached:
         self.files, self.folder = list(files), folder
         self.spans = store.spans(self.files)
         self.used: set[str] = set()
+        self.digests: dict[Path, str] = {}  # each partition's cluster ids, hashed once
 
     def __call__(self, seed: int, keys: pa.ChunkedArray | pa.Array, where: Bools) -> Floats:
         out = np.full(len(keys), np.nan)
@@ -82,7 +83,9 @@ class Cached:
     ) -> Floats:
         name = f"{file.name}.{seed}.npz"
         self.used.add(name)
-        digest = hashlib.sha256(f"{seed}\0{records.strings_digest(keys)}".encode()).hexdigest()
+        if file not in self.digests:
+            self.digests[file] = records.strings_digest(keys)
+        digest = hashlib.sha256(f"{seed}\0{self.digests[file]}".encode()).hexdigest()
         known = np.full(len(keys), np.nan)
         try:
             # Opened here: np.load leaves the file open when it is no zip file.
