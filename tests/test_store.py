@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flywheel import records, store
+from flywheel import io, records, store
 from flywheel.errors import InputError
 from flywheel.io import write_parquet
 from records_factory import record, table
@@ -111,3 +113,26 @@ def test_reading_rows_reads_their_row_groups(
     assert store._read_rows(path, ["n", "id"], wanted).equals(
         whole.select(["n", "id"]).take(pa.array(wanted, pa.int64()))
     )
+
+
+def test_footers_of_inputs_are_read_once_per_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``io.footer`` keeps the footer of a file settled before the process began, per version
+    (inode, size, times): a rewrite is read again, and a file changed since the process began is
+    read every time."""
+    path = tmp_path / "part.parquet"
+    write_parquet(path, pa.table({"id": ["a", "b"]}), {b"k": b"1"})
+    read: list[str] = []
+    real = pq.read_metadata
+    monkeypatch.setattr(pq, "read_metadata", lambda p: read.append(str(p)) or real(p))
+    assert [io.read_schema(path).metadata for _ in range(2)] == [{b"k": b"1"}] * 2
+    assert len(read) == 2  # written after the process began: never kept
+    monkeypatch.setattr(io, "_SETTLED_NS", time.time_ns() + 10**12)  # as if from before
+    read.clear()
+    assert [io.footer(path).num_rows for _ in range(3)] == [2, 2, 2]
+    assert len(read) == 1
+    write_parquet(path, pa.table({"id": ["a", "b", "c"]}), {b"k": b"2"})
+    assert io.footer(path).num_rows == 3
+    assert io.read_schema(path).metadata == {b"k": b"2"}
+    assert len(read) == 2

@@ -42,7 +42,7 @@ from flywheel import exports, file_hashes, parts, records
 from flywheel.guidelines import Guidelines
 from flywheel.ingest_bytes import Bytes
 from flywheel.ingest_ledger import ROWS_SCHEMA, THREADS
-from flywheel.io import atomic_open, write_jsonl, write_parquet
+from flywheel.io import atomic_open, footer, read_schema, write_jsonl, write_parquet
 from flywheel.store import FINGERPRINT_KEY, PARTITION_SUFFIX, partition_name
 
 ROWS_SUFFIX = ".rows.parquet"
@@ -125,7 +125,7 @@ def stored_fingerprint(folder: Path, name: str) -> str | None:
     if not (folder / _sibling(name, QUARANTINE_SUFFIX)).exists():
         return None
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return None
     value = meta.get(FINGERPRINT_KEY)
@@ -175,7 +175,7 @@ def _value_counts(values: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
 
 def stored_counts(folder: Path, name: str) -> parts.Counts:
     """A part's ``counts``, from its records file's metadata, else from its files."""
-    meta = pq.read_schema(folder / name).metadata or {}
+    meta = read_schema(folder / name).metadata or {}
     if parts.COUNTS in meta:
         found: parts.Counts = json.loads(meta[parts.COUNTS])
         return found
@@ -199,10 +199,7 @@ def _stored_id_hashes(folder: Path, name: str) -> npt.NDArray[np.uint64]:
     path = folder / _sibling(name, IDS_SUFFIX)
     try:
         found = np.load(path, allow_pickle=False)
-        if (
-            found.dtype == np.dtype("<u8")
-            and len(found) == pq.read_metadata(folder / name).num_rows
-        ):
+        if found.dtype == np.dtype("<u8") and len(found) == footer(folder / name).num_rows:
             return np.asarray(found, dtype=np.uint64)
     except (OSError, ValueError, EOFError):
         pass

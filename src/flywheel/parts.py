@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel import records, store
-from flywheel.io import sha256_file, write_parquet, write_text
+from flywheel.io import read_schema, sha256_file, write_parquet, write_text
 
 KEY = b"flywheel.part.key"
 COUNTS = b"flywheel.part.counts"
@@ -72,7 +72,7 @@ def stage_key(modules: Sequence[str], params: dict[str, Any], guidelines: Any) -
 def identity(partition: Path) -> str:
     """What an ingest partition's content is a function of: ingest's fingerprint of its export
     (``flywheel.ingest_cache``), else (exports settled together carry none) its bytes' hash."""
-    meta = pq.read_schema(partition).metadata or {}
+    meta = read_schema(partition).metadata or {}
     found = meta.get(store.FINGERPRINT_KEY)
     return found.decode() if found else "sha256:" + sha256_file(partition)
 
@@ -107,7 +107,7 @@ def mask_digest(mask: npt.NDArray[np.bool_]) -> str:
 def stored(path: Path) -> tuple[str, Counts] | None:
     """The key and counts a partition's file was written with (None: no usable file)."""
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):  # missing, or torn by another tool: recompute it
         return None
     if KEY not in meta:

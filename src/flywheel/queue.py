@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from flywheel import parts, records, store
 from flywheel.guidelines import UNCATEGORIZED, Guidelines
-from flywheel.io import write_json, write_jsonl, write_parquet
+from flywheel.io import read_schema, write_json, write_jsonl, write_parquet
 
 ALL_REASONS = (
     "guideline_changed",
@@ -378,7 +378,7 @@ def _head_texts_of(
     schema = records.schema_of(HEAD_FIELDS)
     known = schema.empty_table().append_column("id", pa.array([], pa.string()))
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = read_schema(path).metadata or {}
         if meta.get(TEXTS_KEY) == texts_key.encode():
             kept = pq.read_table(path, columns=["id", *HEAD_FIELDS]).slice(0, int(meta[HEAD]))
             known = kept.select([*HEAD_FIELDS, "id"]).cast(known.schema)

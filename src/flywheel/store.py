@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from flywheel import records
 from flywheel.errors import InputError
-from flywheel.io import read_parquet, require_output, write_parquet
+from flywheel.io import footer, read_parquet, read_schema, require_output, write_parquet
 
 PARTITION_SUFFIX = ".records.parquet"
 IDS_KEY = b"flywheel.ids"  # a patch's metadata: the digest of the ids it was written for
@@ -63,8 +63,8 @@ def layer_columns(path: Path, records_layer: bool = False) -> list[str]:
         if records_layer:
             return list(records.SCHEMA.names)
         first = next(iter(sorted(path.glob("*.parquet"))), None)
-        return [] if first is None else list(pq.read_schema(first).names)
-    return list(pq.read_schema(require_output(path)).names)
+        return [] if first is None else list(read_schema(first).names)
+    return list(read_schema(require_output(path)).names)
 
 
 def read_layer(path: Path, columns: Sequence[str]) -> pa.Table:
@@ -88,7 +88,7 @@ def _read_patch_folder(
     pieces = []
     for partition, digest in zip(files, digests, strict=True):
         path = patch_path(folder, partition)
-        meta = (pq.read_schema(path).metadata or {}) if path.exists() else {}
+        meta = (read_schema(path).metadata or {}) if path.exists() else {}
         if meta.get(IDS_KEY) != digest.encode():
             state = "was written for other records than" if meta else "is missing, beside"
             raise InputError(f"{path} {state} {partition}; rebuild it with dvc repro.")
@@ -147,7 +147,7 @@ def load(
                 raise InputError(f"{layers[i]} patches partitions; {layers[0]} holds none.")
             tables[i] = _read_patch_folder(layers[i], files, part_digests, take)
             continue
-        meta = pq.read_schema(layers[i]).metadata or {}
+        meta = read_schema(layers[i]).metadata or {}
         if meta.get(IDS_KEY) == digest.encode():  # written for these records: no id to compare
             tables[i] = read_layer(layers[i], take)
             if tables[i].num_rows == len(ids):
@@ -210,7 +210,7 @@ def _read_rows(path: Path, columns: list[str], rows: npt.NDArray[np.int64]) -> p
 
 def spans(files: Sequence[Path]) -> list[tuple[int, int]]:
     """Each Parquet file's first row among all of them, and its row count (from the footers)."""
-    sizes = [pq.read_metadata(f).num_rows for f in files]
+    sizes = [footer(f).num_rows for f in files]
     starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))[:-1].tolist()
     return list(zip(starts, sizes, strict=True))
 
