@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fresh_repo, manifest, row, write_export
-from flywheel import dedup_state, pipeline, store
+from flywheel import dedup_round, dedup_state, pipeline, store
 
 OUTPUTS = (
     "data/interim/dedup",
@@ -297,3 +297,37 @@ def test_state_segments_are_merged_past_the_limit(
         assert len(loaded.segments["keys"]) <= 3
         assert len(list(tmp_path.glob("keys-*.arrow"))) == len(loaded.segments["keys"])
         segments = loaded.segments
+
+
+def test_earlier_texts_for_the_exact_check_come_from_the_kept_texts(
+    repo: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new key near the threshold with an earlier key needs the earlier text: it comes from
+    ``flywheel.dedup_texts`` (kept when the earlier round was signed), not from the records;
+    without the kept texts it is read from the records, with the same bytes."""
+    base = reply([0, 1, 2, 3, 4], "")
+    export(1, [row(0, response=base), row(1, response=reply([5, 4, 3], ""))])
+    run(*BEFORE, "dedup")
+    assert list((repo / ".flywheel" / "dedup-texts").glob("*.arrow"))
+    # Round 2: the same reply with its last sentence swapped, near the threshold.
+    export(2, [row(2, response=reply([0, 1, 2, 3, 5], ""))])
+    run(*BEFORE)
+    later = repo.parent / (repo.name + "-later")
+    shutil.copytree(repo, later)
+    read: list[int] = []
+    real = dedup_round._Round.texts
+
+    def counting(self: dedup_round._Round, rows: np.ndarray) -> pa.Array:
+        read.append(len(rows))
+        return real(self, rows)
+
+    monkeypatch.setattr(dedup_round._Round, "texts", counting)
+    compare_with_deciding_everything(repo, caplog)
+    assert read == [1]  # the new key's text only: the earlier one was kept
+    os.chdir(later)
+    shutil.rmtree(later / ".flywheel" / "dedup-texts")
+    read.clear()
+    compare_with_deciding_everything(later, caplog)
+    assert read == [1, 1]  # the new key's text, then the earlier key's, from the records
+    os.chdir(repo)
+    assert files(repo) == files(later)

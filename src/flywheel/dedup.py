@@ -26,6 +26,7 @@ leakage check.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +44,7 @@ from flywheel import (
     dedup_round,
     dedup_sign,
     dedup_state,
+    dedup_texts,
     minhash,
     parts,
     records,
@@ -223,6 +225,16 @@ def build(
     mh = minhash_params(params)
     signed = dedup_sign.sign(texts_of, ordered_keys, mh, cache)
     sigs, computed = signed.sigs, len(signed.computed)
+    keeping = None
+    if cache is not None and computed:  # the texts signed, for later rounds' exact check
+        keeping = dedup_sign.in_background(
+            functools.partial(
+                dedup_texts.add,
+                ordered_keys.take(pa.array(signed.computed)),
+                signed.texts,
+                replace=computed == len(ordered_keys),
+            )
+        )
     pairs, pair_keys_reused = dedup_pairs.find(
         sigs,
         first_round[order],
@@ -299,8 +311,9 @@ def build(
         label=label,
         conflicted=conflicted,
     )
-    if saving is not None:
-        saving.result()
+    for pending in (saving, keeping):
+        if pending is not None:
+            pending.result()
     return Built(records.typed(out), pair_ids, counts, state)
 
 

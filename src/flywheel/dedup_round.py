@@ -38,6 +38,7 @@ from flywheel import (
     dedup,
     dedup_pairs,
     dedup_state,
+    dedup_texts,
     minhash,
     parts,
     records,
@@ -156,6 +157,18 @@ class _Round:
         """The joined ``fields`` of records at ``rows`` (among all records)."""
         return dedup.joined_texts(store.take(self.layers, self.fields, rows), self.fields)
 
+    def old_texts(self, ordinals: Ints) -> pa.Array:
+        """The texts of earlier keys: kept ones from ``flywheel.dedup_texts``, the others read
+        from their first records."""
+        found, kept = dedup_texts.lookup(self.state.keys.take(pa.array(ordinals)))
+        if found.all():
+            return kept
+        read = self.texts(self.state.first_row[ordinals[~found]])
+        where = np.empty(len(ordinals), dtype=np.int64)
+        where[found] = np.arange(int(found.sum()))
+        where[~found] = int(found.sum()) + np.arange(int((~found).sum()))
+        return pa.concat_arrays([kept, read.cast(pa.string())]).take(pa.array(where))
+
     def run(
         self, segments: list[Sigs], old_pairs: Ints, settings: dict[str, object]
     ) -> dict[str, Any]:
@@ -237,6 +250,8 @@ class _Round:
         )
         digest = records.strings_digest(all_keys)
         self.save_signatures(segments, new_keys, new_sigs)
+        if len(new_keys):
+            dedup_texts.add(new_keys, new_texts)
         dedup_pairs.save(
             dedup.pairs_cache(self.outputs.cache), pairs, digest, len(all_keys), settings
         )
@@ -357,8 +372,7 @@ class _Round:
                     zero_copy_only=False
                 )
             if not new.all():
-                old_rows = self.state.first_row[keys[~new]]
-                texts[~new] = self.texts(old_rows).to_numpy(zero_copy_only=False)
+                texts[~new] = self.old_texts(keys[~new]).to_numpy(zero_copy_only=False)
             return minhash.shingle_hashes(pa.array(texts, pa.string()), self.mh)
 
         local = local.reshape(-1, 2)

@@ -113,10 +113,10 @@ def sign(
     # The store is written while the stage goes on (half a gigabyte for a full build; the
     # signatures are only read from here on); ``Signed.saving.result()`` waits for it and
     # raises what the write raised.
-    return Signed(sigs, computed, texts, _in_background(save) if save else None)
+    return Signed(sigs, computed, texts, in_background(save) if save else None)
 
 
-def _in_background(fn: Callable[[], None]) -> Future[None]:
+def in_background(fn: Callable[[], None]) -> Future[None]:
     """``fn`` on a thread of its own; the future's ``result()`` waits and raises what it raised."""
     pool = ThreadPoolExecutor(1, thread_name_prefix="dedup-save")
     future = pool.submit(fn)
