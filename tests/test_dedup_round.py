@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import fresh_repo, manifest, row, write_export
-from flywheel import dedup_round, dedup_state, pipeline, store
+from flywheel import dedup, dedup_round, dedup_state, dedup_texts, pipeline, store
 
 OUTPUTS = (
     "data/interim/dedup",
@@ -329,5 +329,14 @@ def test_earlier_texts_for_the_exact_check_come_from_the_kept_texts(
     read.clear()
     compare_with_deciding_everything(later, caplog)
     assert read == [1, 1]  # the new key's text, then the earlier key's, from the records
+    found, _ = dedup_texts.lookup(
+        pa.array(
+            [
+                dedup.dedup_key(r, ["prompt", "response"])
+                for r in [{"prompt": row(0)["prompt"], "response": base}]
+            ]
+        )
+    )
+    assert found.all()  # kept from now on
     os.chdir(repo)
     assert files(repo) == files(later)

@@ -159,11 +159,14 @@ class _Round:
 
     def old_texts(self, ordinals: Ints) -> pa.Array:
         """The texts of earlier keys: kept ones from ``flywheel.dedup_texts``, the others read
-        from their first records."""
-        found, kept = dedup_texts.lookup(self.state.keys.take(pa.array(ordinals)))
+        from their first records and kept from now on (a cache from before texts were kept
+        fills with the keys the exact check asks for)."""
+        keys = self.state.keys.take(pa.array(ordinals))
+        found, kept = dedup_texts.lookup(keys)
         if found.all():
             return kept
         read = self.texts(self.state.first_row[ordinals[~found]])
+        dedup_texts.add(keys.filter(pa.array(~found)), read)
         where = np.empty(len(ordinals), dtype=np.int64)
         where[found] = np.arange(int(found.sum()))
         where[~found] = int(found.sum()) + np.arange(int((~found).sum()))
