@@ -430,11 +430,11 @@ class _Round:
             # Only the marked rows' lists go through Python; the column is spliced around them.
             reasons = column.take(pa.array(mine)).to_pylist()
             marked += dedup.add_conflict(reasons, range(len(mine)))
-            pieces, start = [], 0
+            pieces, after = [], 0  # the rows before the next marked one start at ``after``
             for row, value in zip(mine.tolist(), reasons, strict=True):
-                pieces += [column.slice(start, row - start), pa.array([value], column.type)]
-                start = row + 1
-            spliced = pa.concat_arrays([*pieces, column.slice(start)])
+                pieces += [column.slice(after, row - after), pa.array([value], column.type)]
+                after = row + 1
+            spliced = pa.concat_arrays([*pieces, column.slice(after)])
             patch = records.replace(patch, queue_reasons=spliced)
             parts.write_patches(self.outputs.records, [partition], patch, dedup.COLUMNS, self.files)
         return marked
