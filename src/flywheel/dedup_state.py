@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flywheel import parts, records, store
-from flywheel.io import atomic_open
+from flywheel.io import read_arrow, write_arrow
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -171,15 +171,13 @@ def save(folder: Path, state: State) -> None:
 
 
 def _write(path: Path, table: pa.Table, metadata: dict[bytes, bytes]) -> None:
-    table = table.replace_schema_metadata(metadata)
-    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
-        writer.write_table(table)
+    write_arrow(path, table.replace_schema_metadata(metadata))
 
 
 def load(folder: Path) -> State | None:
     """The state in ``folder``, or None when there is none or it is unreadable or torn."""
     try:
-        clusters = _read(folder / CLUSTERS_FILE)
+        clusters = read_arrow(folder / CLUSTERS_FILE)
         meta = clusters.schema.metadata or {}
         listed: Segments = json.loads(meta[_SEGMENTS])
         keys, reps = (_segments(folder, listed[kind]) for kind in ("keys", "reps"))
@@ -209,18 +207,13 @@ def _segments(folder: Path, listed: list[list[Any]]) -> pa.Table:
     """The segments named, in order, each checked to hold the rows it is listed with."""
     tables = []
     for name, rows in listed:
-        table = _read(folder / str(name))
+        table = read_arrow(folder / str(name))
         if table.num_rows != int(rows):
             raise ValueError(f"{name} holds {table.num_rows} rows, not {rows}")
         tables.append(table)
     if not tables:
         raise ValueError("no segments")
     return pa.concat_tables(tables)
-
-
-def _read(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
 
 
 def _one(table: pa.Table, name: str) -> pa.Array:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from flywheel import records
-from flywheel.io import atomic_open
+from flywheel.io import read_arrow, write_arrow
 
 CACHE = Path(".flywheel/dedup-texts")
 SUFFIX = ".arrow"
@@ -38,8 +38,7 @@ def _segments(folder: Path) -> list[Path]:
 
 def _read(path: Path) -> pa.Table | None:
     try:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
+        table = read_arrow(path)
     except (OSError, pa.ArrowInvalid):
         return None  # torn or foreign: its keys are read from the records
     return table if table.schema.equals(SCHEMA) else None
@@ -67,14 +66,9 @@ def add(keys: pa.Array, texts: pa.Array, folder: Path = CACHE, replace: bool = F
             kept = [t for t in map(_read, present) if t is not None]
             table, replace = pa.concat_tables([*kept, table]), True
         number = int(present[-1].stem) + 1 if present else 1
-        _write(folder / f"{number:06d}{SUFFIX}", table)
+        write_arrow(folder / f"{number:06d}{SUFFIX}", table.cast(SCHEMA))
         if replace:
             for path in present:
                 path.unlink(missing_ok=True)
     except (OSError, ValueError):  # unwritable, or a file not named by this module
         pass
-
-
-def _write(path: Path, table: pa.Table) -> None:
-    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, SCHEMA) as writer:
-        writer.write_table(table)

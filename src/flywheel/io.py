@@ -83,6 +83,20 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
             f.write(orjson.dumps(row, option=option))
 
 
+def write_arrow(path: Path, table: pa.Table) -> None:
+    """``table`` as an Arrow IPC file, atomically (its folder made if missing): the format of
+    the stores read back memory-mapped with ``read_arrow``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_arrow(path: Path) -> pa.Table:
+    """An Arrow IPC file, memory-mapped: columns are paged in as they are used, not copied."""
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_open(path) as f:
         f.write(text)

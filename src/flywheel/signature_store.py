@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel.errors import ConfigError, InputError
-from flywheel.io import atomic_open
+from flywheel.io import atomic_open, read_arrow, write_arrow
 from flywheel.minhash_params import MinHashParams, UInt32Array, _check_signatures
 from flywheel.records import one_array
 
@@ -167,8 +167,7 @@ def load_segments(folder: Path, params: MinHashParams) -> tuple[pa.Array, list[U
     sigs: list[UInt32Array] = []
     for path in segments(folder):
         try:
-            with pa.memory_map(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
+            table = read_arrow(path)
         except (pa.ArrowInvalid, OSError) as err:
             raise SignatureFileError(f"{path} is not a readable signature segment ({err})") from err
         _check_params(path, table.schema, params)
@@ -223,7 +222,7 @@ def add_segment(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHashP
     segments already, use ``replace_store``."""
     existing = segments(folder)
     number = int(existing[-1].stem) + 1 if existing else 0
-    _write_segment(folder / f"{number:06d}{SEGMENT_SUFFIX}", _table(ids, sigs, params))
+    write_arrow(folder / f"{number:06d}{SEGMENT_SUFFIX}", _table(ids, sigs, params))
 
 
 def replace_store(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHashParams) -> None:
@@ -233,9 +232,3 @@ def replace_store(folder: Path, ids: pa.Array, sigs: UInt32Array, params: MinHas
     add_segment(folder, ids, sigs, params)
     for path in old:
         path.unlink()
-
-
-def _write_segment(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
-        writer.write_table(table)
