@@ -136,3 +136,21 @@ def test_footers_of_inputs_are_read_once_per_version(
     assert io.footer(path).num_rows == 3
     assert io.read_schema(path).metadata == {b"k": b"2"}
     assert len(read) == 2
+
+
+@given(st.lists(st.booleans(), max_size=12))
+def test_interleave_puts_hits_and_misses_back_in_mask_order(mask: list[bool]) -> None:
+    hits = [f"hit {i}" for i in range(sum(mask))]
+    misses = [f"miss {i}" for i in range(len(mask) - sum(mask))]
+    want, h, m = [], iter(hits), iter(misses)
+    for found in mask:
+        want.append(next(h) if found else next(m))
+    flags = np.array(mask, dtype=bool)
+    got = records.interleave(
+        flags, pa.array(hits, pa.string()), pa.array(misses, pa.large_string())
+    )
+    assert got.to_pylist() == want
+    table = records.interleave(
+        flags, pa.table({"t": pa.array(hits, pa.string())}), pa.table({"t": pa.array(misses)})
+    )
+    assert table.column("t").to_pylist() == want

@@ -167,10 +167,7 @@ class _Round:
             return kept
         read = self.texts(self.state.first_row[ordinals[~found]])
         dedup_texts.add(keys.filter(pa.array(~found)), read)
-        where = np.empty(len(ordinals), dtype=np.int64)
-        where[found] = np.arange(int(found.sum()))
-        where[~found] = int(found.sum()) + np.arange(int((~found).sum()))
-        return pa.concat_arrays([kept, read.cast(pa.string())]).take(pa.array(where))
+        return records.interleave(found, kept, read)
 
     def run(
         self, segments: list[Sigs], old_pairs: Ints, settings: dict[str, object]
@@ -369,14 +366,9 @@ class _Round:
         def shingles_of(at: Ints) -> minhash.Shingles:
             keys = involved[at]
             new = keys >= base
-            texts = np.empty(len(keys), dtype=object)
-            if new.any():
-                texts[new] = new_texts.take(pa.array(keys[new] - base)).to_numpy(
-                    zero_copy_only=False
-                )
-            if not new.all():
-                texts[~new] = self.old_texts(keys[~new]).to_numpy(zero_copy_only=False)
-            return minhash.shingle_hashes(pa.array(texts, pa.string()), self.mh)
+            ours = new_texts.take(pa.array(keys[new] - base))
+            theirs = self.old_texts(keys[~new]) if not new.all() else pa.array([], pa.string())
+            return minhash.shingle_hashes(records.interleave(new, ours, theirs), self.mh)
 
         local = local.reshape(-1, 2)
         kept = dedup_pairs.verify(sigs, local, self.threshold, self.mh, shingles_of)

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel import dedup_pairs, minhash, signature_store
+from flywheel import dedup_pairs, minhash, records, signature_store
 from flywheel.minhash_params import THREADS
 
 log = logging.getLogger("flywheel.dedup")
@@ -51,10 +51,7 @@ class Signed:
             kept = at >= 0
             texts = self.texts.take(pa.array(at[kept]))
             if not kept.all():
-                missing = texts_of(keys[~kept])
-                order = np.argsort(~kept, kind="stable")  # kept keys first, then the others
-                texts = pa.concat_arrays([texts, missing.cast(texts.type)])
-                texts = texts.take(pa.array(np.argsort(order, kind="stable")))
+                texts = records.interleave(kept, texts, texts_of(keys[~kept]))
             return minhash.shingle_hashes(texts, mh)
 
         return get

@@ -385,14 +385,11 @@ def _head_texts_of(
     except (OSError, KeyError, ValueError, pa.ArrowInvalid):
         pass  # none, or unreadable: every text is read
     at = records.positions(ids.slice(0, len(rows)), known.column("id"))
-    have, missing = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
-    read = store.take(layers, HEAD_FIELDS, rows[missing]) if len(missing) else schema.empty_table()
-    joined = pa.concat_tables(
-        [known.select(HEAD_FIELDS).take(pa.array(at[have])), read.cast(schema)]
-    )
-    where = np.empty(len(rows), dtype=np.int64)
-    where[have], where[missing] = np.arange(len(have)), len(have) + np.arange(len(missing))
-    return joined.take(pa.array(where))
+    have = at >= 0
+    read = store.take(layers, HEAD_FIELDS, rows[~have]) if not have.all() else schema.empty_table()
+    kept = known.select(HEAD_FIELDS).take(pa.array(at[have])).cast(schema)
+    result: pa.Table = records.interleave(have, kept, read)
+    return result
 
 
 def _head_texts(paths: Sequence[Path], head: pa.Table, part: Ints, at: Ints) -> pa.Table:

@@ -140,6 +140,21 @@ def positions(
     return first[np.asarray(of, dtype=np.int64)]
 
 
+def interleave(
+    mask: npt.NDArray[np.bool_], hits: pa.Array | pa.Table, misses: pa.Array | pa.Table
+) -> Any:
+    """Rows in ``mask``'s order: where it is True the next of ``hits``, elsewhere the next of
+    ``misses`` (two arrays, or two tables of the same columns). What a lookup that found some
+    values in a cache and read the others returns."""
+    found = int(mask.sum())
+    where = np.empty(len(mask), dtype=np.int64)
+    where[mask] = np.arange(found)
+    where[~mask] = found + np.arange(len(mask) - found)
+    if isinstance(hits, pa.Table):
+        return pa.concat_tables([hits, misses.cast(hits.schema)]).take(pa.array(where))
+    return pa.concat_arrays([hits, misses.cast(hits.type)]).take(pa.array(where))
+
+
 def one_array(column: pa.ChunkedArray) -> pa.Array:
     """The column as one array: its only chunk as it is (``combine_chunks`` copies even one,
     half a gigabyte of memory-mapped signatures at a million keys)."""
