@@ -161,16 +161,9 @@ def counts(table: pa.Table, rows: pa.Table, quarantined: int) -> parts.Counts:
         "superseded_annotations": int(pc.sum(pc.equal(rows["fate"], "excluded")).as_py() or 0),
         "exports": int(rows.num_rows > 0),
         "pii_records": int(pc.sum(pc.greater(pc.list_value_length(pii), 0)).as_py() or 0),
-        "pii_kinds": _value_counts(pc.list_flatten(pii)),
-        "records_per_round": {str(k): n for k, n in _value_counts(table["round"]).items()},
+        "pii_kinds": records.counts(pc.list_flatten(pii)),
+        "records_per_round": {str(k): n for k, n in records.counts(table["round"]).items()},
     }
-
-
-def _value_counts(values: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
-    counted = pc.value_counts(values)
-    return dict(
-        zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
-    )
 
 
 def stored_counts(folder: Path, name: str) -> parts.Counts:
