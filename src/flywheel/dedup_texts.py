@@ -24,9 +24,9 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from flywheel import records
-from flywheel.io import read_arrow, write_arrow
+from flywheel.io import LOCAL, read_arrow, write_arrow
 
-CACHE = Path(".flywheel/dedup-texts")
+CACHE = LOCAL / "dedup-texts"
 SUFFIX = ".arrow"
 MAX_SEGMENTS = 16
 SCHEMA = pa.schema([("key", pa.string()), ("text", pa.string())])

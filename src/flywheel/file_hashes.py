@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flywheel.io import atomic_open, sha256_file
+from flywheel.io import LOCAL, atomic_open, sha256_file
 
-CACHE = Path(".flywheel/file-hashes.json")
+CACHE = LOCAL / "file-hashes.json"
 RACY_NS = 1_000_000_000
 
 

@@ -83,6 +83,10 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
             f.write(orjson.dumps(row, option=option))
 
 
+#: The working copy's local caches: derived from its files, not versioned, safe to delete.
+LOCAL = Path(".flywheel")
+
+
 def write_arrow(path: Path, table: pa.Table) -> None:
     """``table`` as an Arrow IPC file, atomically (its folder made if missing): the format of
     the stores read back memory-mapped with ``read_arrow``."""

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import FlywheelError, SchemaError
-from flywheel.io import atomic_open
+from flywheel.io import LOCAL, atomic_open
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
 NAMES = ("manifest", "record", "review", "guidelines", "round", "params", "queue")
-VERDICTS = Path(".flywheel/valid-documents.json")
+VERDICTS = LOCAL / "valid-documents.json"
 KEEP = 256  # valid digests remembered, the most recent
 
 

@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 
 from flywheel import records, store
 from flywheel.ingest_bytes import Bytes
-from flywheel.io import atomic_open
+from flywheel.io import LOCAL, atomic_open
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 Bools = np.ndarray[Any, np.dtype[np.bool_]]
-CACHE = Path(".flywheel/split-hashes")
+CACHE = LOCAL / "split-hashes"
 
 
 def unit_hash(seed: int, key: str) -> float:
